@@ -1,0 +1,12 @@
+"""fmf_spark: the Frontier Model Framework for Spark.
+
+Turns piles of enterprise documents into structured LLM outputs, as Spark batch jobs.
+The layers, left to right: ``config`` -> ``connectors`` -> ``processing`` -> ``chains``
+(calling ``inference`` with ``prompts``) -> ``exporters``; ``observability`` is used by all.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,46 @@
+"""Optional dependencies, imported lazily with an error that names the extra."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from fmf_spark.errors import MissingExtraError
+
+#: import name -> the extra that installs it
+EXTRAS: dict[str, str] = {
+    "pyspark": "spark",
+    "delta": "spark",
+    "pyarrow": "spark",
+    "boto3": "aws",
+    "botocore": "aws",
+    "azure.identity": "azure",
+    "azure.keyvault.secrets": "azure",
+    "openai": "openai",
+    "office365": "sharepoint",
+    "pytesseract": "ocr",
+    "PIL": "ocr",
+    "mlflow": "mlflow",
+    "psycopg": "postgres",
+    "pypdf": "processing",
+    "openpyxl": "processing",
+    "charset_normalizer": "processing",
+    "bpe_openai": "processing",
+    "lxml": "processing",
+}
+
+
+def require(module: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` with the pip command.
+
+    Example:
+        >>> boto3 = require("boto3")  # doctest: +SKIP
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = extra or EXTRAS.get(module) or EXTRAS.get(module.split(".")[0], "local")
+        raise MissingExtraError(
+            f"'{module}' is not installed ({exc.msg})",
+            hint=f"pip install 'fmf-spark[{extra}]'",
+        ) from None

@@ -1,0 +1,1 @@
+"""The chains layer (see ARCHITECTURE.md)."""

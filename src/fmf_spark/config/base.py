@@ -1,0 +1,39 @@
+"""Shared building blocks of the configuration models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+
+class SecretRef(StrictModel):
+    """A reference to a secret by logical name, resolved at run time by a provider.
+
+    In YAML: ``api_key: {secret: azure_openai_key}``, where ``azure_openai_key`` is a key
+    of ``secrets.names``. A literal secret value never appears in the config file.
+    The short form ``api_key: secret:azure_openai_key`` is accepted too.
+    """
+
+    secret: str = Field(description="Logical secret name, a key of `secrets.names`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data.startswith("secret:"):
+                return {"secret": data.removeprefix("secret:")}
+            raise ValueError(
+                "a secret must be a reference like {secret: <logical name>} or "
+                "'secret:<logical name>', never a literal value"
+            )
+        return data
+
+    def __str__(self) -> str:
+        return f"secret:{self.secret}"

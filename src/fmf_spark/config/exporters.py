@@ -1,0 +1,97 @@
+"""Config models of the ``exporters`` section (one entry per named sink)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from fmf_spark.config.base import SecretRef, StrictModel
+
+
+class _ExporterBase(StrictModel):
+    key_fields: list[str] = Field(
+        default_factory=lambda: ["request_id"], description="Upsert key; dedup key per batch."
+    )
+    order_column: str | None = Field(
+        default=None, description="Latest by this column wins among duplicate keys in a batch."
+    )
+    checkpoint: str | None = Field(default=None, description="Default: under the run's artefacts.")
+
+
+class DeltaExporterConfig(_ExporterBase):
+    type: Literal["delta"] = "delta"
+    path: str | None = None
+    table: str | None = Field(default=None, description="Catalog table name instead of a path.")
+    mode: Literal["append", "merge"] = "merge"
+    schema_evolution: bool = False
+
+
+class S3ExporterConfig(_ExporterBase):
+    type: Literal["s3"] = "s3"
+    bucket: str
+    prefix: str = "fmf/${run_id}"
+    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
+    compression: Literal["none", "gzip", "snappy", "zstd"] = "none"
+    partition_by: list[str] = Field(default_factory=list)
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+class RedshiftExporterConfig(_ExporterBase):
+    """Redshift (stage Parquet on S3, COPY, MERGE) or PostgreSQL (COPY FROM STDIN, MERGE)."""
+
+    type: Literal["redshift", "postgres"] = "redshift"
+    host: str
+    port: int = 5439
+    database: str
+    user: str
+    password: SecretRef | None = None
+    table: str
+    schema_name: str = Field(default="public", alias="schema")
+    staging_bucket: str | None = None
+    staging_prefix: str = "fmf-stage"
+    iam_role: str | None = None
+    max_conflict_retries: int = Field(default=3, ge=0)
+
+
+class DynamoDBExporterConfig(_ExporterBase):
+    type: Literal["dynamodb"] = "dynamodb"
+    table: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_retries: int = Field(default=8, ge=0)
+
+
+class SharePointExcelExporterConfig(_ExporterBase):
+    type: Literal["sharepoint_excel"] = "sharepoint_excel"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority_url: str = "https://login.microsoftonline.com"
+    tenant_id: str
+    client_id: str
+    client_secret: SecretRef | None = None
+    site: str
+    drive: str = "Documents"
+    workbook_path: str
+    sheet: str = "outputs"
+    mode: Literal["append", "upsert"] = "upsert"
+
+
+class FabricExporterConfig(_ExporterBase):
+    type: Literal["fabric"] = "fabric"
+    path: str | None = Field(
+        default=None, description="abfss://<ws>@onelake.dfs.fabric.microsoft.com/..."
+    )
+    table: str | None = Field(default=None, description="Lakehouse table name.")
+    mode: Literal["append", "merge"] = "merge"
+
+
+ExporterConfig = Annotated[
+    DeltaExporterConfig
+    | S3ExporterConfig
+    | RedshiftExporterConfig
+    | DynamoDBExporterConfig
+    | SharePointExcelExporterConfig
+    | FabricExporterConfig,
+    Field(discriminator="type"),
+]

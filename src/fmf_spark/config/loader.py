@@ -1,0 +1,271 @@
+"""Load ``fmf.yaml`` with its precedence written as code.
+
+Precedence, lowest first (each pair has its own test):
+
+1. the file (``conf/fmf.yaml``, or ``FMF_CONFIG``, or ``--config``);
+2. the profile (``profiles.<name>`` merged over the file; chosen by ``--profile``,
+   else ``FMF_PROFILE``, else the file's ``profile:`` key);
+3. the environment: ``FMF__A__B__C=value`` sets ``a.b.c`` (double underscores separate
+   the path, keys are lower-cased, the value is read as a YAML scalar);
+4. ``--set a.b.c=value`` on the command line.
+
+Every failure is a :class:`~fmf_spark.errors.ConfigError` whose message names the key
+path, the bad value and what is allowed, one problem per line.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from fmf_spark.config.models import FmfConfig
+from fmf_spark.errors import ConfigError
+
+ENV_PREFIX = "FMF__"
+DEFAULT_CONFIG_PATH = "conf/fmf.yaml"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> FmfConfig:
+    """Read, merge and validate the configuration.
+
+    Args:
+        path: the YAML file; default ``$FMF_CONFIG`` or ``conf/fmf.yaml`` when it exists,
+            else the built-in defaults.
+        profile: profile name; default ``$FMF_PROFILE``, then the file's ``profile`` key.
+        overrides: ``a.b.c=value`` strings, applied last (the CLI's ``--set``).
+        environ: the environment to read ``FMF__*`` from; default ``os.environ``.
+
+    Returns:
+        The validated :class:`FmfConfig`, with ``profile`` set to the profile applied.
+
+    Raises:
+        ConfigError: unreadable file, unknown profile, or invalid values.
+
+    Example:
+        >>> cfg = load_config(profile="local", overrides=["spark.shuffle_partitions=4"])  # doctest: +SKIP
+    """
+    env = os.environ if environ is None else environ
+    data = read_yaml(_config_path(path, env))
+    name = profile or env.get("FMF_PROFILE") or data.get("profile")
+    merged = apply_profile(data, name)
+    merged = apply_env(merged, env)
+    merged = apply_overrides(merged, overrides)
+    return validate_config(merged)
+
+
+def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if env.get("FMF_CONFIG"):
+        return Path(env["FMF_CONFIG"])
+    default = Path(DEFAULT_CONFIG_PATH)
+    return default if default.exists() else None
+
+
+def read_yaml(path: Path | None) -> dict[str, Any]:
+    """Read a YAML mapping; ``None`` gives an empty one."""
+    if path is None:
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror or exc}",
+            hint="pass --config <file> or set FMF_CONFIG",
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into a copy of ``base``; mappings merge, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_profile(data: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """Merge ``profiles.<name>`` over the base; record the name in ``profile``."""
+    merged = dict(data)
+    if not name:
+        return merged
+    profiles = data.get("profiles") or {}
+    if name not in profiles:
+        allowed = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(
+            f"profile: '{name}' is not defined; allowed: {allowed}",
+            hint="add it under 'profiles:' in the config file or pick another with --profile",
+        )
+    merged = deep_merge(merged, profiles[name] or {})
+    merged["profile"] = name
+    return merged
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def set_path(data: dict[str, Any], path: list[str], value: Any, *, origin: str) -> None:
+    """Set ``data[a][b][c] = value``, creating mappings on the way."""
+    if not path or any(not part for part in path):
+        raise ConfigError(f"{origin}: empty key in path '{'.'.join(path)}'")
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(path[: i + 1])
+            raise ConfigError(f"{origin}: '{where}' is a value, not a section; cannot set below it")
+        node = child
+    node[path[-1]] = value
+
+
+def apply_env(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``FMF__A__B=value`` variables, in sorted order for determinism."""
+    out = copy.deepcopy(dict(data))
+    for key in sorted(environ):
+        if key.startswith(ENV_PREFIX):
+            path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+            set_path(out, path, _parse_scalar(environ[key]), origin=f"environment {key}")
+    return out
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings (the CLI's ``--set``)."""
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set '{item}' must look like a.b.c=value")
+        set_path(out, key.strip().split("."), _parse_scalar(raw), origin=f"--set {key.strip()}")
+    return out
+
+
+def validate_config(data: Mapping[str, Any]) -> FmfConfig:
+    """Validate a merged mapping into :class:`FmfConfig`, with readable errors."""
+    try:
+        return FmfConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), hint="fix the keys listed") from None
+
+
+# --- readable validation errors --------------------------------------------------------------
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel] = FmfConfig) -> str:
+    """Turn a Pydantic error into lines of ``path: problem (got value)``."""
+    from fmf_spark.observability.redaction import redact
+
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        path = _display_path(model, loc) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{path}: unknown key{hint}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "union_tag_invalid":
+            msg = msg.replace("Input tag", "type")
+        if kind in ("missing", "model_type") or "input" not in err or loc == []:
+            lines.append(f"{path}: {msg}")
+        else:
+            lines.append(f"{path}: {msg} (got {redact(repr(err['input']))[:200]})")
+    count = len(lines)
+    head = f"invalid configuration ({count} problem{'s' if count != 1 else ''}):"
+    return head + "\n  " + "\n  ".join(lines)
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    annotation = _unwrap(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [_unwrap(a) for a in get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _walk_type(model: Any, loc: list[str]) -> tuple[Any, list[str]]:
+    """Follow ``loc`` through the model's annotations; return (type, displayable path)."""
+    current: Any = model
+    shown: list[str] = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        members = _union_members(current)
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        dicts = [m for m in members if get_origin(m) is dict]
+        if len(models) > 1:
+            # discriminated union: pydantic puts the tag in the location
+            tagged = [m for m in models if _tag_of(m) == part]
+            if tagged:
+                current = tagged[0]
+                continue
+        if models and part in models[0].model_fields:
+            current = models[0].model_fields[part].annotation
+            shown.append(part)
+        elif dicts:
+            current = get_args(dicts[0])[1]
+            shown.append(part)
+        else:
+            shown.append(part)
+            current = None
+    return current, shown
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    if field is None:
+        return None
+    args = get_args(_unwrap(field.annotation))
+    if get_origin(_unwrap(field.annotation)) is Literal and args:
+        return str(args[0]) if len(args) == 1 else None
+    return None
+
+
+def _display_path(model: type[BaseModel], loc: list[str]) -> str:
+    _, shown = _walk_type(model, loc)
+    return ".".join(shown)
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    current, _ = _walk_type(model, loc)
+    for member in _union_members(current):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return sorted(member.model_fields)
+    return []

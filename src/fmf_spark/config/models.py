@@ -1,0 +1,108 @@
+"""The root configuration model: the whole of ``conf/fmf.yaml``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from fmf_spark.config.base import SecretRef, StrictModel
+from fmf_spark.config.connectors import ConnectorConfig
+from fmf_spark.config.exporters import ExporterConfig
+from fmf_spark.config.inference import InferenceConfig
+from fmf_spark.config.observability import ObservabilityConfig
+from fmf_spark.config.processing import ProcessingConfig
+from fmf_spark.config.prompts_chains import ChainsConfig, PromptsConfig
+from fmf_spark.config.secrets_models import SecretsConfig
+
+PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch")
+
+
+class SparkConfig(StrictModel):
+    """How :func:`fmf_spark.spark.get_spark` builds a session when none is active."""
+
+    master: str = Field(default="local[*]", description="Used only when no session is active.")
+    app_name: str = "fmf_spark"
+    shuffle_partitions: int = Field(default=8, gt=0)
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (no secrets).")
+
+
+class ArtefactsConfig(StrictModel):
+    root: str = Field(
+        default="artefacts",
+        description="Local path, dbfs:/, /Volumes/... or s3://; one folder per run.",
+    )
+
+
+class FmfConfig(StrictModel):
+    """The whole fmf configuration, validated strictly (unknown keys are errors).
+
+    Example:
+        >>> from fmf_spark.config import load_config
+        >>> cfg = load_config("conf/fmf.yaml", profile="local")  # doctest: +SKIP
+        >>> cfg.inference.default_provider  # doctest: +SKIP
+        'simulator'
+    """
+
+    project: str = "fmf"
+    profile: str | None = Field(
+        default=None, description="The profile applied (set by the loader)."
+    )
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Partial configs merged over the base by name."
+    )
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    artefacts: ArtefactsConfig = Field(default_factory=ArtefactsConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    chains: ChainsConfig = Field(default_factory=ChainsConfig)
+    exporters: dict[str, ExporterConfig] = Field(default_factory=dict)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> FmfConfig:
+        for path, ref in iter_secret_refs(self):
+            if ref.secret not in self.secrets.names:
+                known = ", ".join(sorted(self.secrets.names)) or "none declared"
+                raise ValueError(
+                    f"{path} refers to secret '{ref.secret}', which is not in secrets.names "
+                    f"(declared: {known})"
+                )
+        for name, spec in self.secrets.names.items():
+            if spec.provider not in self.secrets.providers:
+                raise ValueError(
+                    f"secrets.names.{name}.provider is '{spec.provider}', allowed: "
+                    f"{', '.join(sorted(self.secrets.providers))}"
+                )
+        provider = self.inference.default_provider
+        if provider is not None and provider not in self.inference.providers:
+            raise ValueError(
+                f"inference.default_provider is '{provider}', allowed: "
+                f"{', '.join(sorted(self.inference.providers)) or 'none declared'}"
+            )
+        return self
+
+
+def iter_secret_refs(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, SecretRef]]:
+    """Yield ``(dotted path, SecretRef)`` for every secret reference in a config tree."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        yield from _walk(value, path)
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, SecretRef]]:
+    if isinstance(value, SecretRef):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        yield from iter_secret_refs(value, path + ".")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]")

@@ -1,0 +1,71 @@
+"""Config models of the ``secrets`` section: providers and logical names."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from fmf_spark.config.base import StrictModel
+
+
+class EnvProviderConfig(StrictModel):
+    """Environment variables, optionally loaded from a ``.env`` file (never overriding)."""
+
+    type: Literal["env"] = "env"
+    dotenv: str | None = Field(default=".env", description="Path of a .env file; missing is fine.")
+
+
+class AwsSecretsManagerProviderConfig(StrictModel):
+    """AWS Secrets Manager. A key ``name#field`` reads one field of a JSON secret."""
+
+    type: Literal["aws_secrets_manager"] = "aws_secrets_manager"
+    region: str | None = Field(
+        default=None, description="AWS region; default from the environment."
+    )
+    endpoint_url: str | None = Field(default=None, description="Override, e.g. a moto server.")
+
+
+class AwsSsmProviderConfig(StrictModel):
+    """AWS Systems Manager Parameter Store (SecureString parameters are decrypted)."""
+
+    type: Literal["aws_ssm"] = "aws_ssm"
+    region: str | None = Field(
+        default=None, description="AWS region; default from the environment."
+    )
+    endpoint_url: str | None = Field(default=None, description="Override, e.g. a moto server.")
+
+
+class AzureKeyVaultProviderConfig(StrictModel):
+    """Azure Key Vault through azure-identity's DefaultAzureCredential."""
+
+    type: Literal["azure_key_vault"] = "azure_key_vault"
+    vault_url: str = Field(description="https://<vault>.vault.azure.net")
+    verify_tls: bool = Field(default=True, description="Only for local test endpoints.")
+
+
+SecretProviderConfig = Annotated[
+    EnvProviderConfig
+    | AwsSecretsManagerProviderConfig
+    | AwsSsmProviderConfig
+    | AzureKeyVaultProviderConfig,
+    Field(discriminator="type"),
+]
+
+
+class SecretNameConfig(StrictModel):
+    """Where one logical secret lives."""
+
+    provider: str = Field(description="A key of `secrets.providers`.")
+    key: str = Field(description="The name in that provider (env var, secret id, parameter).")
+
+
+def _default_providers() -> dict[str, SecretProviderConfig]:
+    return {"env": EnvProviderConfig()}
+
+
+class SecretsConfig(StrictModel):
+    """Secret providers and the logical names the rest of the config refers to."""
+
+    providers: dict[str, SecretProviderConfig] = Field(default_factory=_default_providers)
+    names: dict[str, SecretNameConfig] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The connectors layer (see ARCHITECTURE.md)."""

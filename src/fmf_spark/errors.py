@@ -1,0 +1,212 @@
+"""The error family of fmf_spark.
+
+One base, :class:`FmfError`, and one subclass per failure kind. Retryable inference
+failures are their own classes so the retry policy can branch on type, not on strings.
+Every error carries a stable ``code`` (the value written to ``error.code`` on a failed
+row) and an optional ``hint`` that tells the user what to do next; the CLI prints
+``code: message (hint)`` on one line.
+
+Messages must never contain secret values: the CLI and the log handlers pass them
+through :func:`fmf_spark.observability.redaction.redact` as a last line of defence, but
+code raising these errors should not put secrets in them in the first place.
+"""
+
+from __future__ import annotations
+
+
+class FmfError(Exception):
+    """Base of every error fmf_spark raises on purpose.
+
+    Args:
+        message: what happened, in one sentence.
+        code: stable machine-readable code (``config.invalid``, ``inference.rate_limited``...).
+        hint: what the user can do about it.
+        retryable: whether trying the same thing again may succeed.
+    """
+
+    code: str = "fmf.error"
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: ``code: message (hint: ...)``."""
+        text = f"{self.code}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return " ".join(text.split("\n"))
+
+
+# --- configuration and secrets -------------------------------------------------------------
+
+
+class ConfigError(FmfError):
+    """The configuration file, a profile, an environment override or ``--set`` is wrong."""
+
+    code = "config.invalid"
+
+
+class MissingExtraError(FmfError):
+    """An optional dependency is not installed; the message holds the pip command."""
+
+    code = "config.missing_extra"
+
+
+class SecretError(FmfError):
+    """A logical secret name could not be resolved by its provider."""
+
+    code = "secret.unresolved"
+
+
+# --- connectors and processing ------------------------------------------------------------
+
+
+class ConnectorError(FmfError):
+    """Listing or reading a source failed (auth, not found, throttled...)."""
+
+    code = "connector.error"
+
+
+class ConnectorThrottled(ConnectorError):
+    """The source asked us to slow down (HTTP 429/503); retryable."""
+
+    code = "connector.throttled"
+    retryable = True
+
+
+class ProcessingError(FmfError):
+    """A document could not be parsed or chunked; becomes an error row, not a crash."""
+
+    code = "processing.error"
+
+
+# --- inference --------------------------------------------------------------------------
+
+
+class InferenceError(FmfError):
+    """A model call failed."""
+
+    code = "inference.error"
+
+
+class RetryableInferenceError(InferenceError):
+    """A model call failed in a way that may succeed when tried again."""
+
+    code = "inference.transient"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        #: seconds the provider asked us to wait (``Retry-After`` / ``retry-after-ms``)
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryableInferenceError):
+    """HTTP 429 or ``ThrottlingException``: over the RPM/TPM quota for now."""
+
+    code = "inference.rate_limited"
+
+
+class Transient(RetryableInferenceError):
+    """5xx, 408, timeouts, connection errors, ``ServiceUnavailableException``."""
+
+    code = "inference.transient"
+
+
+class QuotaExhausted(InferenceError):
+    """A quota that will not clear soon (daily quota, ``CapacityLimitExceeded``).
+
+    Not retryable: the job stops with this message rather than looping.
+    """
+
+    code = "inference.quota_exhausted"
+
+
+class ContentFiltered(InferenceError):
+    """The provider refused the prompt or filtered the completion."""
+
+    code = "inference.content_filtered"
+
+
+class ContextLengthExceeded(InferenceError):
+    """The prompt does not fit the model's context window."""
+
+    code = "inference.context_length"
+
+
+class InvalidRequest(InferenceError):
+    """HTTP 400 / ``ValidationException``: the request itself is wrong."""
+
+    code = "inference.invalid_request"
+
+
+class AuthError(InferenceError):
+    """401/403 from the provider: bad key, expired token, missing role."""
+
+    code = "inference.auth"
+
+
+class InvalidOutput(InferenceError):
+    """The model's answer is not valid JSON for the requested schema."""
+
+    code = "inference.invalid_output"
+
+
+# --- prompts and chains -----------------------------------------------------------------
+
+
+class PromptError(FmfError):
+    """A prompt file, reference or version is wrong."""
+
+    code = "prompt.invalid"
+
+
+class ChainError(FmfError):
+    """A chain file is wrong, or a step failed beyond its allowed failure ratio."""
+
+    code = "chain.invalid"
+
+
+# --- exporters --------------------------------------------------------------------------
+
+
+class ExportError(FmfError):
+    """Writing to a sink failed."""
+
+    code = "export.error"
+
+
+class ExportAuthError(ExportError):
+    code = "export.auth"
+
+
+class ExportSchemaMismatch(ExportError):
+    code = "export.schema_mismatch"
+
+
+class ExportThrottled(ExportError):
+    code = "export.throttled"
+    retryable = True
+
+
+class ExportConflict(ExportError):
+    code = "export.conflict"
+    retryable = True
+
+
+class ItemTooLarge(ExportError):
+    code = "export.item_too_large"

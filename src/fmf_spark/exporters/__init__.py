@@ -1,0 +1,1 @@
+"""The exporters layer (see ARCHITECTURE.md)."""

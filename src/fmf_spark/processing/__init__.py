@@ -1,0 +1,1 @@
+"""The processing layer (see ARCHITECTURE.md)."""

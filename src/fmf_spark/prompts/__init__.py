@@ -1,0 +1,1 @@
+"""The prompts layer (see ARCHITECTURE.md)."""

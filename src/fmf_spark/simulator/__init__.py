@@ -1,0 +1,1 @@
+"""The simulator layer (see ARCHITECTURE.md)."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: one Spark session for the whole run, servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.moto import apply_aws_test_env, moto_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Set before anything imports boto3 or pyspark.
+apply_aws_test_env()
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session with Delta for the whole test run.
+
+    ``local[2]``, UI off, few shuffle partitions; built by the product's own factory so
+    the tests exercise ``get_spark``.
+    """
+    from fmf_spark.config import load_config
+    from fmf_spark.spark import get_spark
+
+    cfg = load_config(
+        ROOT / "conf" / "fmf.yaml",
+        profile="local",
+        environ={},
+        overrides=["spark.master=local[2]", "spark.shuffle_partitions=2"],
+    )
+    session = get_spark(cfg, extra_conf={"spark.default.parallelism": "2"})
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Endpoint URL of a moto server (S3, DynamoDB, Secrets Manager, SSM) on loopback."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def tmp_artefacts(tmp_path: Path) -> Path:
+    path = tmp_path / "artefacts"
+    path.mkdir()
+    return path

@@ -1,0 +1,1 @@
+"""Local servers the tests start on loopback: moto, PostgreSQL, the Graph-compatible server."""

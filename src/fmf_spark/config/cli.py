@@ -24,11 +24,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     keys = subparsers.add_parser("keys", help="check that secrets resolve")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="<action>", required=True)
-    test = keys_sub.add_parser(
-        "test",
-        parents=[common],
-        help="resolve every logical secret name; print name, provider, OK or why not",
-    )
+    about = "resolve every logical secret name; print name, provider, OK or why not (never a value)"
+    test = keys_sub.add_parser("test", parents=[common], help=about, description=about)
     test.set_defaults(handler=_keys_test)
 
 

@@ -17,6 +17,12 @@ class _ExporterBase(StrictModel):
         default=None, description="Latest by this column wins among duplicate keys in a batch."
     )
     checkpoint: str | None = Field(default=None, description="Default: under the run's artefacts.")
+    max_files_per_trigger: int | None = Field(
+        default=None, gt=0, description="Outputs files per micro-batch (bounds batch size)."
+    )
+    max_bytes_per_trigger: str | None = Field(
+        default=None, description="Soft byte limit per micro-batch, e.g. '256m'."
+    )
 
 
 class DeltaExporterConfig(_ExporterBase):

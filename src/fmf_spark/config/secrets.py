@@ -127,8 +127,9 @@ class AzureKeyVaultProvider:
         secrets_mod = require("azure.keyvault.secrets")
         if credential is None:
             credential = require("azure.identity").DefaultAzureCredential()
-        if not cfg.verify_tls:
-            client_kwargs.setdefault("connection_verify", False)
+        if cfg.ca_bundle:
+            client_kwargs.setdefault("connection_verify", cfg.ca_bundle)
+        client_kwargs.setdefault("verify_challenge_resource", cfg.verify_challenge_resource)
         self._client = secrets_mod.SecretClient(
             vault_url=cfg.vault_url, credential=credential, **client_kwargs
         )

@@ -41,7 +41,12 @@ class AzureKeyVaultProviderConfig(StrictModel):
 
     type: Literal["azure_key_vault"] = "azure_key_vault"
     vault_url: str = Field(description="https://<vault>.vault.azure.net")
-    verify_tls: bool = Field(default=True, description="Only for local test endpoints.")
+    ca_bundle: str | None = Field(
+        default=None, description="PEM file of CAs to trust (private endpoints, local tests)."
+    )
+    verify_challenge_resource: bool = Field(
+        default=True, description="Check the auth challenge names the vault's domain; keep on."
+    )
 
 
 SecretProviderConfig = Annotated[

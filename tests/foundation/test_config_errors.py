@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,10 @@ def test_undeclared_secret_name(tmp_path: Path) -> None:
 
 
 def test_set_without_equals(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="must look like a.b.c=value"):
+    with pytest.raises(ConfigError, match=re.escape("must look like a.b.c=value")):
         load_config(None, environ={}, overrides=["spark.master"])
 
 
 def test_set_below_a_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'spark.master' is a value, not a section"):
+    with pytest.raises(ConfigError, match=re.escape("'spark.master' is a value, not a section")):
         load_config(None, environ={}, overrides=["spark.master=local", "spark.master.x=1"])

@@ -233,7 +233,8 @@ class SecretResolver:
             try:
                 self.resolve(name)
             except FmfError as exc:
-                results.append(SecretCheck(name, provider, False, redact(exc.message)))
+                reason = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+                results.append(SecretCheck(name, provider, False, redact(reason)))
             else:
                 results.append(SecretCheck(name, provider, True))
         return results

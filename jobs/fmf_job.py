@@ -1,0 +1,19 @@
+"""Thin entry point for ``spark-submit`` (EMR), AWS Batch containers and Fabric.
+
+It only forwards its arguments to the ``fmf`` command of the installed wheel, so every
+platform runs the same code path:
+
+    spark-submit --master yarn jobs/fmf_job.py --profile emr run --chain s3://bucket/chains/x.yaml
+
+On Databricks use the bundle (``databricks.yml``), which calls the wheel's ``fmf`` entry
+point directly through a ``python_wheel_task``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from fmf_spark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

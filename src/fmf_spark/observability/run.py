@@ -1,0 +1,316 @@
+"""The record of one run: id, folder, timings, metrics, lineage, and ``run.yaml``.
+
+A :class:`RunContext` is created when a run starts and finished when it ends, whether
+it succeeded or failed; :meth:`RunContext.finish` writes ``<artefacts>/<run_id>/run.yaml``
+and, when MLflow is enabled, the same facts to an MLflow run (params, metrics,
+``run.yaml`` and the chain file as artefacts, prompt versions linked).
+
+Everything written passes through :func:`~fmf_spark.observability.redaction.redact`:
+``run.yaml`` and MLflow params never hold a secret value, even when one reached an
+error message.
+
+Example:
+    >>> ctx = RunContext.start(config, chain_path="chains/sample.yaml")  # doctest: +SKIP
+    >>> with ctx.stage("process"):  # doctest: +SKIP
+    ...     result = process(spark, config, "samples", None, ctx.run_dir)
+    >>> ctx.add_metrics({"documents": result.documents})  # doctest: +SKIP
+    >>> ctx.finish("succeeded")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from fmf_spark import __version__
+from fmf_spark.errors import FmfError
+from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.redaction import redact
+
+if TYPE_CHECKING:
+    from fmf_spark.config.models import FmfConfig
+
+log = get_logger(__name__)
+
+RUN_FILE = "run.yaml"
+STATUS_SUCCEEDED = "succeeded"
+STATUS_FAILED = "failed"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ-<6 hex>``: sortable by start time, unique without coordination."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def config_hash(config: FmfConfig) -> str:
+    """sha256 of the merged config's canonical JSON (secrets are references only)."""
+    data = config.model_dump(mode="json", exclude={"profiles"})
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def join_uri(root: str, *parts: str) -> str:
+    """Join a local path or a URI (``s3://``, ``dbfs:/``, ``abfss://``) with parts."""
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def local_path(uri: str) -> Path | None:
+    """The local filesystem path of ``uri``, or ``None`` for remote stores (``s3://``)."""
+    if uri.startswith("dbfs:/"):
+        return Path("/dbfs") / uri.removeprefix("dbfs:/").lstrip("/")
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file:").removeprefix("//"))
+    if "://" in uri:
+        return None
+    return Path(uri)
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write a small text file to a local path, DBFS/Volumes, or S3."""
+    path = local_path(uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    if uri.startswith(("s3://", "s3a://")):
+        from fmf_spark._deps import require
+
+        boto3 = require("boto3")
+        bucket, _, key = uri.split("://", 1)[1].partition("/")
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        return
+    raise FmfError(f"cannot write {uri}: unsupported scheme", code="observability.write")
+
+
+@dataclass
+class PromptUse:
+    """Which prompt version a step ran (lineage)."""
+
+    step: str
+    id: str
+    version: str
+    hash: str
+    registered: bool | None = None
+    provider: str | None = None
+    model: str | None = None
+    scope: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class RunContext:
+    """One run's identity, timings, metrics and lineage; see the module docstring.
+
+    Build it with :meth:`start`, not the constructor.
+    """
+
+    run_id: str
+    run_dir: str
+    config: FmfConfig
+    chain_path: str | None = None
+    chain_name: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    ended_at: datetime | None = None
+    status: str | None = None
+    error: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    prompts: list[PromptUse] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    mlflow: dict[str, Any] = field(default_factory=dict)
+    #: ``{id#version: PromptVersion}`` of the prompts used, mirrored to MLflow's registry
+    prompt_versions: dict[str, Any] = field(default_factory=dict, repr=False)
+    _t0: float = field(default_factory=time.perf_counter, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        config: FmfConfig,
+        chain_path: str | Path | None = None,
+        artefacts_root: str | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> RunContext:
+        """Begin a run: new id, ``<artefacts_root>/<run_id>`` as its folder.
+
+        Args:
+            config: the merged config (its ``artefacts.root`` is the default root).
+            chain_path: the chain file, hashed and attached to the MLflow run.
+            artefacts_root: overrides ``config.artefacts.root``.
+            run_id: a given id (a job retried by its orchestrator); default a new one.
+        """
+        root = artefacts_root or config.artefacts.root
+        rid = run_id or new_run_id()
+        run_dir = join_uri(root, rid)
+        path = local_path(run_dir)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+        ctx = cls(
+            run_id=rid,
+            run_dir=str(path.resolve()) if path is not None else run_dir,
+            config=config,
+            chain_path=str(chain_path) if chain_path is not None else None,
+        )
+        log.info("run %s started (artefacts: %s)", rid, ctx.run_dir)
+        return ctx
+
+    @property
+    def run_yaml(self) -> str:
+        return join_uri(self.run_dir, RUN_FILE)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage (seconds, summed if the same name is entered again)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0)
+
+    def add_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Merge metrics (nested dicts are merged key by key)."""
+        _merge(self.metrics, metrics)
+
+    def record_prompt(self, use: PromptUse, version: Any = None) -> None:
+        """Record the prompt version a step ran; ``version`` (a ``PromptVersion``) lets
+        the MLflow run link it from the prompt registry."""
+        self.prompts.append(use)
+        if version is not None:
+            self.prompt_versions[f"{use.id}#{use.version}"] = version
+
+    def record_export(self, result: Mapping[str, Any]) -> None:
+        """Add one exporter result (``ExportResult.as_dict()``)."""
+        self.exports.append(dict(result))
+
+    def record_output(self, name: str, location: str) -> None:
+        """Where a table of the run is (``documents``, ``chunks``, ``outputs``...)."""
+        self.outputs[name] = location
+
+    def record(self) -> dict[str, Any]:
+        """The ``run.yaml`` content as a dict (not yet redacted)."""
+        cfg = self.config
+        ended = self.ended_at or datetime.now(timezone.utc)
+        chain: dict[str, Any] | None = None
+        if self.chain_path is not None:
+            chain = {"path": self.chain_path, "name": self.chain_name}
+            if Path(self.chain_path).is_file():
+                chain["hash"] = file_hash(self.chain_path)
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "status": self.status or "running",
+            "started_at": self.started_at.isoformat(timespec="milliseconds"),
+            "ended_at": ended.isoformat(timespec="milliseconds"),
+            "duration_s": round(time.perf_counter() - self._t0, 3),
+            "fmf_version": __version__,
+            "profile": cfg.profile,
+            "project": cfg.project,
+            "config_hash": config_hash(cfg),
+            "chain": chain,
+            "prompts": [p.as_dict() for p in self.prompts],
+            "metrics": self.metrics,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "outputs": self.outputs,
+            "exports": self.exports,
+        }
+        if self.error is not None:
+            record["error"] = self.error
+        if self.extra:
+            record.update(self.extra)
+        if self.mlflow:
+            record["mlflow"] = self.mlflow
+        return record
+
+    def finish(self, status: str, error: BaseException | str | None = None) -> str:
+        """End the run: write ``run.yaml`` and the MLflow run, even for a failed run.
+
+        Args:
+            status: ``succeeded`` or ``failed``.
+            error: what failed, recorded as ``code`` and ``message``.
+
+        Returns:
+            The location of ``run.yaml``.
+        """
+        self.status = status
+        self.ended_at = datetime.now(timezone.utc)
+        if error is not None:
+            self.error = _error_dict(error)
+        session = None
+        if self.config.observability.mlflow.enabled:
+            from fmf_spark.observability.mlflow_run import MlflowRunSession
+
+            session = MlflowRunSession.open(self)
+        text = render_run_yaml(self.record())
+        write_text(self.run_yaml, text)
+        log.info("run %s %s; record: %s", self.run_id, status, self.run_yaml)
+        if session is not None:
+            session.log_and_close(self, text)
+        return self.run_yaml
+
+
+def render_run_yaml(record: Mapping[str, Any]) -> str:
+    """YAML text of a run record, with every secret value masked."""
+    header = "# fmf run record (written by fmf_spark; secrets are masked)\n"
+    return header + redact(yaml.safe_dump(_plain(record), sort_keys=False, allow_unicode=True))
+
+
+def _error_dict(error: BaseException | str) -> dict[str, Any]:
+    if isinstance(error, FmfError):
+        out: dict[str, Any] = {"code": error.code, "message": redact(error.message)}
+        if error.hint:
+            out["hint"] = redact(error.hint)
+        return out
+    if isinstance(error, BaseException):
+        return {"code": type(error).__name__, "message": redact(str(error))}
+    return {"code": "error", "message": redact(str(error))}
+
+
+def _merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _plain(value: Any) -> Any:
+    """Plain YAML types only (no Python tags in run.yaml)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested metrics as ``a.b.c`` names (for MLflow)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, int | float):  # bool is an int: True -> 1.0
+            flat[name] = float(value)
+    return flat

@@ -4,10 +4,10 @@ and its job calls an entry point the wheel really declares."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,9 @@ def test_job_calls_the_wheel_entry_point() -> None:
     assert "run" in task["parameters"]
 
 
-@pytest.mark.skipif(not SCHEMA.exists(), reason="the bundle schema is a development aid in ../shared")
+@pytest.mark.skipif(
+    not SCHEMA.exists(), reason="the bundle schema is a development aid in ../shared"
+)
 def test_bundle_matches_schema() -> None:
     import jsonschema
 
@@ -44,5 +46,8 @@ def test_bundle_matches_schema() -> None:
     validator = jsonschema.Draft202012Validator(json.loads(text))
     documents = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
     for path in documents:
-        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        errors = [
+            f"{list(e.absolute_path)}: {e.message}"
+            for e in validator.iter_errors(yaml.safe_load(path.read_text()))
+        ]
         assert errors == [], f"{path.name}: {errors[:5]}"

@@ -18,7 +18,8 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(ROOT)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     (wheel,) = dist.glob("fmf_spark-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -28,7 +29,9 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=600)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=600
+    )
 
     no_spark = subprocess.run([str(py), "-c", "import pyspark"], capture_output=True, timeout=60)
     assert no_spark.returncode != 0, "the base wheel must not pull pyspark"
@@ -40,7 +43,9 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
 
     validated = subprocess.run(
         [str(fmf), "--config", str(ROOT / "conf" / "fmf.yaml"), "config", "validate"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert validated.returncode == 0, validated.stderr
     assert "config OK" in validated.stdout
@@ -52,7 +57,10 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
         "  names: {k: {provider: sm, key: x}}\n"
     )
     keys = subprocess.run(
-        [str(fmf), "--config", str(aws_conf), "keys", "test"], capture_output=True, text=True, timeout=120
+        [str(fmf), "--config", str(aws_conf), "keys", "test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert keys.returncode == 2
     assert "pip install 'fmf-spark[aws]'" in keys.stdout

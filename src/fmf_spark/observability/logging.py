@@ -80,10 +80,34 @@ def configure_logging(
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = True
-    root = logging.getLogger()
-    if not any(isinstance(f, RedactingFilter) for f in root.filters):
-        root.addFilter(RedactingFilter())
+    _install_record_factory()
     return logger
+
+
+def _install_record_factory() -> None:
+    """Redact every record at creation, whoever logs it and whichever handler takes it.
+
+    Filters on the root logger do not see records propagated from child loggers
+    (botocore, azure, openai...), and handlers added later (a notebook's, pytest's) have
+    none of ours; the record factory is the one place every record passes through.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, _HANDLER_MARK, False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed %-format: leave it for logging to report
+            return record
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return record
+
+    setattr(factory, _HANDLER_MARK, True)
+    logging.setLogRecordFactory(factory)
 
 
 def get_logger(name: str) -> logging.Logger:

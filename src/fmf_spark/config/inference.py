@@ -14,12 +14,31 @@ class RateLimitConfig(StrictModel):
 
     requests_per_minute: int | None = Field(default=None, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)
+    window_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="The provider's enforcement window (Azure OpenAI: 1 s or 10 s).",
+    )
+    headroom: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="Share of the quota left unused, so jitter does not cause 429s.",
+    )
 
 
 class RetryConfig(StrictModel):
-    max_attempts: int = Field(default=6, ge=1)
+    max_attempts: int = Field(
+        default=6, ge=1, description="Calls per row for transient errors (5xx, timeouts)."
+    )
     base_delay_s: float = Field(default=0.5, gt=0)
     max_delay_s: float = Field(default=30.0, gt=0)
+    max_rate_limited_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long one row may keep waiting on 429s (the provider says when to "
+        "come back, so these are bounded by time, not by a count).",
+    )
 
 
 class _ProviderBase(StrictModel):
@@ -77,6 +96,7 @@ class SimulatorConfig(StrictModel):
     requests_per_minute: int = Field(default=600, gt=0)
     tokens_per_minute: int = Field(default=200_000, gt=0)
     latency_ms: float = Field(default=20.0, ge=0)
+    window_s: float = Field(default=10.0, gt=0, description="Quota enforcement window.")
     autostart: bool = Field(default=False, description="Start it in-process for the run.")
 
 
@@ -86,3 +106,13 @@ class InferenceConfig(StrictModel):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     cache: bool = Field(default=True, description="Skip calls already answered (by request_id).")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    limiter: Literal["broker", "static"] = Field(
+        default="broker",
+        description="broker: one quota broker on the driver leases budget to every task; "
+        "static: each task gets quota / tasks (when executors cannot reach the driver).",
+    )
+    tasks: int | None = Field(
+        default=None,
+        gt=0,
+        description="Spark tasks that call the model at once (default: defaultParallelism).",
+    )

@@ -1,0 +1,518 @@
+"""The batch runner: ``infer(df, step, config)`` calls a model once per distinct request.
+
+The flow of :func:`infer`:
+
+1. ``request_id`` = sha256 of ``prompt_hash``, model, generation parameters and the
+   ``messages`` JSON (computed by Spark's ``sha2``; :func:`request_id` is the same in
+   Python). It is the idempotency key: identical requests in one run are called once and
+   share the answer, and with ``cache_path`` rows whose request already succeeded in an
+   earlier run are answered from that Delta table without a call (failed ones are called
+   again).
+2. The remaining distinct requests are spread over ``inference.tasks`` partitions and
+   called by ``mapInPandas``: per task one client, one thread pool of ``concurrency``
+   threads, and the job-wide limiter (see :mod:`fmf_spark.inference.limiter`: one quota
+   broker on the driver schedules every task on every executor).
+3. The answers are materialised once (``localCheckpoint``), so later actions on the
+   result never call the model again, then joined back to every input row.
+
+Every input row gives exactly one output row (:data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`);
+a failed call is a row with ``status='error'`` and an ``error`` struct. A quota that will
+not clear soon stops every task (the limiter refuses further calls) and :func:`infer`
+raises :class:`~fmf_spark.errors.QuotaExhausted`, with the partial outputs attached as
+``exc.partial`` so the caller can save what was paid for.
+
+Rows served from the cache keep their original values with ``attempts = 0`` (no call in
+this run); :func:`inference_metrics` counts cost and calls for ``attempts > 0`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fmf_spark.config.secrets import SecretResolver
+from fmf_spark.errors import InferenceError, InvalidRequest, QuotaExhausted
+from fmf_spark.inference.base import CompletionParams, parse_messages
+from fmf_spark.inference.client import RetryingClient, RetryPolicy
+from fmf_spark.inference.cost import compute_cost
+from fmf_spark.inference.limiter import (
+    BrokerLimiter,
+    BrokerSpec,
+    Limiter,
+    LocalLimiter,
+    QuotaBroker,
+    QuotaSpec,
+    UnlimitedLimiter,
+)
+from fmf_spark.inference.providers import ProviderRuntime, provider_config
+from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.redaction import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+    from fmf_spark.config.inference import ModelPrice
+    from fmf_spark.config.models import FmfConfig
+
+log = get_logger(__name__)
+
+#: longest error message kept on a row
+MAX_ERROR_CHARS = 2000
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class InferenceStep:
+    """One model call per input row: which provider, prompt and parameters.
+
+    Args:
+        step: the step name (the ``step`` column of the outputs).
+        provider: a key of ``config.inference.providers``.
+        prompt_id: the prompt's id in the registry.
+        prompt_version: the prompt's version.
+        prompt_hash: content hash of the prompt (part of ``request_id``).
+        temperature: sampling temperature; ``None``: the provider's default.
+        max_tokens: completion token cap (also what the TPM quota is charged).
+        stop: stop sequences.
+        response_schema: a JSON schema: the answer must be JSON valid for it.
+        concurrency: calls in flight per Spark task; ``None``: the provider's setting.
+        repair_retry: on invalid JSON, ask once more with the validation error.
+
+    Example:
+        >>> step = InferenceStep("summary", "simulator", "summarise", "1", "ab12", max_tokens=200)
+    """
+
+    step: str
+    provider: str
+    prompt_id: str
+    prompt_version: str
+    prompt_hash: str
+    temperature: float | None = None
+    max_tokens: int = 1024
+    stop: list[str] | None = None
+    response_schema: dict[str, Any] | None = None
+    concurrency: int | None = None
+    repair_retry: bool = False
+
+    def params(self) -> CompletionParams:
+        return CompletionParams(
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            stop=tuple(self.stop) if self.stop else None,
+            response_schema=self.response_schema,
+            schema_name=_schema_name(self.step),
+        )
+
+    def params_json(self) -> str:
+        """The generation parameters, canonical JSON (part of ``request_id``)."""
+        return json.dumps(
+            {
+                "max_tokens": self.max_tokens,
+                "response_schema": self.response_schema,
+                "stop": self.stop,
+                "temperature": self.temperature,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+
+def _schema_name(step: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in step)
+    return cleaned[:64] or "output"
+
+
+def request_prefix(step: InferenceStep, model: str) -> str:
+    """Everything of the request key but the messages."""
+    return f"{step.prompt_hash}\n{model}\n{step.params_json()}\n"
+
+
+def request_id(step: InferenceStep, model: str, messages: str) -> str:
+    """The idempotency key of one request: sha256 of prompt hash, model, params, messages.
+
+    Example:
+        >>> len(request_id(step, "gpt-4o-mini", '[{"role":"user","content":"Hi"}]'))  # doctest: +SKIP
+        64
+    """
+    return hashlib.sha256((request_prefix(step, model) + messages).encode("utf-8")).hexdigest()
+
+
+# --- the executor side --------------------------------------------------------------------
+
+RESULT_COLUMNS = [
+    "request_id",
+    "output_text",
+    "output_json",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "attempts",
+    "status",
+    "error",
+]
+RESULT_DDL = (
+    "request_id string, output_text string, output_json string, prompt_tokens bigint, "
+    "completion_tokens bigint, cost_usd double, latency_ms bigint, attempts int, "
+    "status string, error struct<code:string,message:string,retryable:boolean>"
+)
+
+LimiterSpec = BrokerSpec | QuotaSpec | None
+
+
+def make_limiter(spec: LimiterSpec) -> Limiter:
+    """The limiter a task uses: the driver's broker, a local bucket, or none."""
+    if isinstance(spec, BrokerSpec):
+        return BrokerLimiter(spec)
+    if isinstance(spec, QuotaSpec):
+        return LocalLimiter(spec)
+    return UnlimitedLimiter()
+
+
+def _error_row(rid: str, exc: InferenceError, **extra: Any) -> dict[str, Any]:
+    message = redact(exc.message)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + "..."
+    row = dict.fromkeys(RESULT_COLUMNS)
+    row.update(
+        request_id=rid,
+        attempts=int(getattr(exc, "attempts", 0)),
+        latency_ms=getattr(exc, "elapsed_ms", None),
+        status=STATUS_ERROR,
+        error={"code": exc.code, "message": message, "retryable": bool(exc.retryable)},
+    )
+    row.update(extra)
+    return row
+
+
+@dataclass
+class _Task:
+    """What one Spark task needs to call the model (pickled into the closure)."""
+
+    runtime: ProviderRuntime
+    step: InferenceStep
+    limiter: LimiterSpec
+    prices: dict[str, ModelPrice]
+    concurrency: int
+    policy: RetryPolicy
+    refund_unused_completion: bool = False
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_stopped")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._stopped = threading.Event()
+
+    def call(self, client: RetryingClient, rid: str, messages_json: str | None) -> dict[str, Any]:
+        """One row: never raises, always returns a result row."""
+        try:
+            messages = parse_messages(messages_json or "")
+        except ValueError as exc:
+            return _error_row(rid, InvalidRequest(f"bad messages: {exc}"))
+        if self._stopped.is_set():
+            return _error_row(rid, QuotaExhausted("not called: the provider's quota is exhausted"))
+        try:
+            completion = client.complete(messages, self.step.params())
+        except QuotaExhausted as exc:
+            self._stopped.set()
+            return _error_row(rid, exc)
+        except InferenceError as exc:
+            failed = getattr(exc, "completion", None)
+            if failed is None:
+                return _error_row(rid, exc)
+            return _error_row(
+                rid,
+                exc,
+                output_text=failed.text,
+                prompt_tokens=failed.prompt_tokens,
+                completion_tokens=failed.completion_tokens,
+                cost_usd=compute_cost(
+                    client.model, failed.prompt_tokens, failed.completion_tokens, self.prices
+                ),
+            )
+        except Exception as exc:  # an SDK or programming error: still one explicit row
+            log.exception("unexpected error calling %s", self.runtime.name)
+            return _error_row(
+                rid,
+                InferenceError(
+                    f"unexpected {type(exc).__name__}: {exc}", code="inference.unexpected"
+                ),
+            )
+        return {
+            "request_id": rid,
+            "output_text": completion.text,
+            "output_json": None
+            if completion.json is None and self.step.response_schema is None
+            else json.dumps(completion.json, ensure_ascii=False),
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cost_usd": compute_cost(
+                client.model, completion.prompt_tokens, completion.completion_tokens, self.prices
+            ),
+            "latency_ms": completion.latency_ms,
+            "attempts": completion.attempts,
+            "status": STATUS_OK,
+            "error": None,
+        }
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """The ``mapInPandas`` function: one client and one thread pool per task."""
+        import pandas as pd
+
+        self.runtime.register_secrets()
+        limiter = make_limiter(self.limiter)
+        client = RetryingClient(
+            self.runtime.adapter(pool=self.concurrency),
+            self.policy,
+            limiter,
+            repair_retry=self.step.repair_retry,
+            refund_unused_completion=self.refund_unused_completion,
+        )
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fmf-infer")
+        try:
+            for batch in batches:
+                rows = list(zip(batch["request_id"], batch["messages"], strict=True))
+                results = list(pool.map(lambda r: self.call(client, r[0], r[1]), rows))
+                frame = pd.DataFrame(results, columns=RESULT_COLUMNS)
+                for col in ("prompt_tokens", "completion_tokens", "latency_ms", "attempts"):
+                    frame[col] = frame[col].astype("Int64")
+                yield frame
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            client.close()
+            close = getattr(limiter, "close", None)
+            if close is not None:
+                close()
+
+
+# --- the driver side ----------------------------------------------------------------------
+
+
+def _broker_host(spark: Any) -> tuple[str, str]:
+    """(bind address, address executors use) of the quota broker."""
+    conf = spark.sparkContext.getConf()
+    master = conf.get("spark.master", "")
+    if master.startswith("local["):
+        return "127.0.0.1", "127.0.0.1"  # one machine: stay on loopback
+    host = conf.get("spark.driver.host", "127.0.0.1")
+    return conf.get("spark.driver.bindAddress", host), host
+
+
+def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -> LimiterSpec:
+    quota = runtime.quota()
+    if quota is None:
+        return None
+    if mode == "static":
+        return quota.divided(tasks)
+    bind, advertise = _broker_host(spark)
+    broker = QuotaBroker.shared(bind)
+    key = f"{runtime.name}:{runtime.model}"
+    broker.register(key, quota)
+    return broker.client_spec(key, advertise)
+
+
+def _read_cache(spark: Any, cache_path: str) -> DataFrame | None:
+    from pyspark.sql import functions as F
+    from pyspark.sql.utils import AnalysisException
+
+    try:
+        cached = spark.read.format("delta").load(cache_path)
+    except AnalysisException:
+        return None  # no table yet: the first run
+    ok = cached.where(F.col("status") == STATUS_OK)
+    return ok.select(*RESULT_COLUMNS).dropDuplicates(["request_id"])
+
+
+def _nullable(name: str) -> Any:
+    """The column, typed nullable (the outputs schema declares these nullable)."""
+    from pyspark.sql import functions as F
+
+    return F.when(F.col(name).isNotNull(), F.col(name)).alias(name)
+
+
+def _nullable_lit(value: str, name: str) -> Any:
+    """A constant typed nullable (``request_id`` is never null, so it is always set)."""
+    from pyspark.sql import functions as F
+
+    return F.when(F.col("request_id").isNotNull(), F.lit(value)).alias(name)
+
+
+def infer(
+    df: DataFrame,
+    step: InferenceStep,
+    config: FmfConfig,
+    *,
+    cache_path: str | None = None,
+    resolver: SecretResolver | None = None,
+) -> DataFrame:
+    """Call the model for every row of ``df``; return one outputs row per input row.
+
+    Args:
+        df: at least ``doc_id`` (string), ``chunk_id`` (string, nullable) and
+            ``messages`` (JSON list of ``{"role", "content"}``).
+        step: provider, prompt identity and parameters.
+        config: the fmf config (providers, quotas, prices, limiter mode).
+        cache_path: a Delta table of earlier outputs: requests that succeeded there are
+            not called again. Read only; the caller persists the new outputs.
+        resolver: resolves the provider's secrets (default: from ``config.secrets``).
+
+    Returns:
+        A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
+        have already been made when it returns (it is materialised once).
+
+    Raises:
+        QuotaExhausted: the provider reported a quota that will not clear soon; the
+            partial outputs are in ``exc.partial``.
+        ConfigError: unknown provider, or a secret that cannot be resolved.
+
+    Example:
+        >>> out = infer(messages_df, step, cfg, cache_path="artefacts/cache/outputs")  # doctest: +SKIP
+        >>> out.groupBy("status").count().show()  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    from fmf_spark.simulator import ensure_simulator
+
+    config = ensure_simulator(config)
+    spark = df.sparkSession
+    cfg = provider_config(step.provider, config.inference.providers)
+    runtime = ProviderRuntime.build(step.provider, cfg, resolver or SecretResolver(config.secrets))
+    model = runtime.model
+    tasks = config.inference.tasks or spark.sparkContext.defaultParallelism
+    concurrency = step.concurrency or cfg.concurrency
+
+    prefix = request_prefix(step, model)
+    keyed = df.select(
+        F.coalesce(
+            F.sha2(F.concat(F.lit(prefix), F.coalesce(F.col("messages"), F.lit(""))), 256),
+            F.lit(""),
+        ).alias("request_id"),
+        F.col("doc_id").cast("string").alias("doc_id"),
+        F.col("chunk_id").cast("string").alias("chunk_id"),
+        F.col("messages"),
+    )
+    todo = keyed.select("request_id", "messages").dropDuplicates(["request_id"])
+    cached = _read_cache(spark, cache_path) if cache_path and config.inference.cache else None
+    if cached is not None:
+        todo = todo.join(cached.select("request_id"), "request_id", "left_anti")
+
+    task = _Task(
+        runtime=runtime,
+        step=step,
+        limiter=_limiter_spec(spark, runtime, config.inference.limiter, tasks),
+        prices=dict(config.inference.prices),
+        concurrency=concurrency,
+        policy=RetryPolicy.from_config(cfg.retry),
+        refund_unused_completion=runtime.quota() is not None
+        and bool(runtime.quota().refund_unused_completion),  # type: ignore[union-attr]
+    )
+    log.info(
+        "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",
+        step.step,
+        runtime.name,
+        model,
+        tasks,
+        concurrency,
+        task.limiter,
+    )
+    started = time.monotonic()
+    results = todo.repartition(tasks).mapInPandas(task, RESULT_DDL).localCheckpoint(eager=True)
+    log.info("inference step %s: calls done in %.1fs", step.step, time.monotonic() - started)
+    if cached is not None:
+        results = results.unionByName(cached.withColumn("attempts", F.lit(0)))
+
+    joined = keyed.join(results, "request_id", "left")
+    missing = F.col("status").isNull()
+    out = joined.select(
+        F.col("request_id"),
+        _nullable("doc_id"),
+        _nullable("chunk_id"),
+        F.lit(step.step).alias("step"),
+        _nullable_lit(step.prompt_id, "prompt_id"),
+        _nullable_lit(step.prompt_version, "prompt_version"),
+        _nullable_lit(step.prompt_hash, "prompt_hash"),
+        _nullable_lit(model, "model"),
+        "output_text",
+        "output_json",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "attempts",
+        F.coalesce(F.col("status"), F.lit(STATUS_ERROR)).alias("status"),
+        F.when(
+            missing,
+            F.struct(
+                F.lit("inference.missing_result").alias("code"),
+                F.lit("no result for this request (internal error)").alias("message"),
+                F.lit(True).alias("retryable"),
+            ),
+        )
+        .otherwise(F.col("error"))
+        .alias("error"),
+    )
+    exhausted = results.where(F.col("error.code") == QuotaExhausted.code).limit(1).collect()
+    if exhausted:
+        reason = exhausted[0]["error"]["message"]
+        counts = {r["status"]: r["count"] for r in results.groupBy("status").count().collect()}
+        exc = QuotaExhausted(
+            f"provider '{runtime.name}' ({model}) has no quota left: {reason}. "
+            f"{counts.get(STATUS_OK, 0)} requests succeeded, {counts.get(STATUS_ERROR, 0)} did not.",
+            hint="rerun once the quota resets (or raise it): with the outputs saved as the "
+            "cache, only the failed requests are called again",
+        )
+        exc.partial = out  # type: ignore[attr-defined]
+        raise exc
+    return out
+
+
+def inference_metrics(outputs: DataFrame) -> dict[str, Any]:
+    """Totals of an outputs DataFrame for the run metrics (one aggregation).
+
+    Keys: ``rows``, ``ok``, ``errors``, ``cached`` (rows answered without a call),
+    ``calls``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd`` (this run's calls
+    only), ``errors_by_code``.
+    """
+    from pyspark.sql import functions as F
+
+    called = F.col("attempts") > 0
+    row = outputs.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.col("status") == STATUS_OK, 1).otherwise(0)).alias("ok"),
+        F.sum(F.when(F.col("status") != STATUS_OK, 1).otherwise(0)).alias("errors"),
+        F.sum(F.when(F.col("attempts") == 0, 1).otherwise(0)).alias("cached"),
+        F.sum(F.coalesce(F.col("attempts"), F.lit(0))).alias("calls"),
+        F.sum(F.when(called, F.col("prompt_tokens"))).alias("prompt_tokens"),
+        F.sum(F.when(called, F.col("completion_tokens"))).alias("completion_tokens"),
+        F.sum(F.when(called, F.col("cost_usd"))).alias("cost_usd"),
+    ).collect()[0]
+    by_code = {
+        r["code"]: r["count"]
+        for r in outputs.where(F.col("status") != STATUS_OK)
+        .groupBy(F.col("error.code").alias("code"))
+        .count()
+        .collect()
+    }
+    return {
+        "rows": int(row["rows"] or 0),
+        "ok": int(row["ok"] or 0),
+        "errors": int(row["errors"] or 0),
+        "cached": int(row["cached"] or 0),
+        "calls": int(row["calls"] or 0),
+        "prompt_tokens": int(row["prompt_tokens"] or 0),
+        "completion_tokens": int(row["completion_tokens"] or 0),
+        "cost_usd": float(row["cost_usd"] or 0.0),
+        "errors_by_code": by_code,
+    }

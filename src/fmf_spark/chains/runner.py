@@ -27,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# module level: pandas_udf resolves the string annotations in the module's globals
+import pandas as pd
+
 from fmf_spark.chains.frames import UPSTREAM_FAILED, step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, effective_config, plan_chain
@@ -375,7 +378,6 @@ def _say(emit: Emit | None, line: str) -> None:
 
 
 def _estimate_udf() -> Any:
-    import pandas as pd
     from pyspark.sql import functions as F
 
     @F.pandas_udf("long")  # type: ignore[call-overload]

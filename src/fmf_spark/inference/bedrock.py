@@ -49,6 +49,7 @@ _FILTERED_STOPS = {"guardrail_intervened", "content_filtered"}
 def map_bedrock_error(exc: Exception) -> InferenceError:
     """A botocore exception as the matching :class:`InferenceError`."""
     botocore_exc = require("botocore.exceptions")
+    parsers = require("botocore.parsers")
     if isinstance(exc, botocore_exc.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", ""))
@@ -77,9 +78,7 @@ def map_bedrock_error(exc: Exception) -> InferenceError:
         return AuthError("no AWS credentials found", hint="configure access keys or a role")
     if isinstance(
         exc,
-        botocore_exc.ConnectionError
-        | botocore_exc.HTTPClientError
-        | botocore_exc.ResponseParserError,
+        botocore_exc.ConnectionError | botocore_exc.HTTPClientError | parsers.ResponseParserError,
     ):
         return Transient(f"{type(exc).__name__}: {exc}")
     return InferenceError(f"{type(exc).__name__}: {exc}")
@@ -135,15 +134,19 @@ class BedrockConverseAdapter:
     ) -> Completion:
         """One call, no retry; raises an :class:`InferenceError` subclass on failure."""
         botocore_exc = require("botocore.exceptions")
+        parsers = require("botocore.parsers")
         started = time.monotonic()
         try:
             response = self._client.converse(**self._kwargs(messages, params))
-        except botocore_exc.BotoCoreError as exc:
+        except (botocore_exc.BotoCoreError, botocore_exc.ClientError) as exc:
             raise map_bedrock_error(exc) from None
-        except botocore_exc.ClientError as exc:
+        except parsers.ResponseParserError as exc:  # a malformed body
             raise map_bedrock_error(exc) from None
         latency = int((time.monotonic() - started) * 1000)
-        stop = str(response.get("stopReason", "end_turn"))
+        if "output" not in response or "stopReason" not in response:
+            # botocore turns a body that is not JSON into an empty response, not an error
+            raise Transient("malformed response body: no output or stopReason")
+        stop = str(response["stopReason"])
         if stop in _FILTERED_STOPS:
             raise ContentFiltered(f"the request was blocked (stopReason={stop})")
         parts = response.get("output", {}).get("message", {}).get("content", [])

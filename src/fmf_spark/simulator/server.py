@@ -24,6 +24,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -150,8 +151,12 @@ class SimulatorServer:
         ...     sim.stats()["accepted"]
     """
 
-    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+    def __init__(
+        self, settings: SimulatorSettings | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings or SimulatorSettings()
+        #: the quota windows' clock (epoch seconds); tests pass a fixed one
+        self.clock = clock
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -231,7 +236,7 @@ class SimulatorServer:
     def storm(self, seconds: float, retry_after_s: float = 1.0) -> None:
         """Answer every request with 429 for ``seconds`` from now (a quota storm)."""
         with self._lock:
-            self._storm_until = time.time() + seconds
+            self._storm_until = self.clock() + seconds
             self._storm_retry_after = retry_after_s
 
     def stats(self) -> dict[str, Any]:
@@ -313,7 +318,7 @@ class SimulatorServer:
 
     def handle(self, req: _Request, auth_ok: bool) -> tuple[int, Any, dict[str, str], bool]:
         """Process one chat request; return (status, body, headers, stream)."""
-        now = time.time()
+        now = self.clock()
         st = self._stats
         with st.lock:
             st.counters["requests"] = st.counters.get("requests", 0) + 1
@@ -378,7 +383,7 @@ class SimulatorServer:
             if req.body_key in st.succeeded:
                 st.counters["repeat_success"] = st.counters.get("repeat_success", 0) + 1
             st.succeeded.add(req.body_key)
-            st.last_ts = time.time()
+            st.last_ts = self.clock()
         body = _success_body(req, text, finish, prompt_tokens, completion_tokens)
         return 200, body, headers, req.stream
 
@@ -502,20 +507,16 @@ def _success_body(
 def _bedrock_body(
     req: _Request, text: str, stop: str, prompt_tokens: int, completion_tokens: int
 ) -> dict[str, Any]:
-    content: list[dict[str, Any]]
+    content: list[dict[str, Any]] = [{"text": text}]
     if req.tool_name and stop == "end_turn":
-        content = [
-            {
-                "toolUse": {
-                    "toolUseId": "tooluse_" + req.body_key[:16],
-                    "name": req.tool_name,
-                    "input": json.loads(text),
-                }
-            }
-        ]
-        stop = "tool_use"
-    else:
-        content = [{"text": text}]
+        try:
+            tool_input = json.loads(text)
+        except ValueError:
+            tool_input = None  # the model answered in prose instead of calling the tool
+        if tool_input is not None:
+            tool_use = {"toolUseId": "tooluse_" + req.body_key[:16], "name": req.tool_name}
+            content = [{"toolUse": {**tool_use, "input": tool_input}}]
+            stop = "tool_use"
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop,

@@ -1,0 +1,87 @@
+"""Fixtures of the inference tests: a simulator per test and configs pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fmf_spark.config.models import FmfConfig
+from fmf_spark.config.secrets import SecretResolver
+from fmf_spark.simulator import SimulatorServer, SimulatorSettings
+
+AZURE_KEY = "sim-azure-key-0123456789"
+PROVIDERS = ("openai", "azure", "bedrock")
+PRICES = {
+    "gpt-4o-mini": {"input_per_1k": 0.15, "output_per_1k": 0.6},
+    "anthropic.claude-3-haiku": {"input_per_1k": 0.25, "output_per_1k": 1.25},
+}
+
+
+def make_config(
+    url: str, *, provider_overrides: dict[str, Any] | None = None, **inference: Any
+) -> FmfConfig:
+    """A config with three providers on the simulator at ``url``: openai, azure, bedrock."""
+    common = {"retry": {"base_delay_s": 0.01, "max_delay_s": 0.05}, "timeout_s": 5}
+    common.update(provider_overrides or {})
+    data = {
+        "secrets": {
+            "providers": {"env": {"type": "env", "dotenv": None}},
+            "names": {"azure_key": {"provider": "env", "key": "AZURE_KEY"}},
+        },
+        "inference": {
+            "providers": {
+                "openai": {
+                    "type": "openai",
+                    "base_url": url + "/v1",
+                    "model": "gpt-4o-mini",
+                    **common,
+                },
+                "azure": {
+                    "type": "azure_openai",
+                    "endpoint": url,
+                    "deployment": "dep-mini",
+                    "model": "gpt-4o-mini",
+                    "api_key": {"secret": "azure_key"},
+                    **common,
+                },
+                "bedrock": {
+                    "type": "bedrock",
+                    "model_id": "anthropic.claude-3-haiku",
+                    "endpoint_url": url,
+                    "region": "us-east-1",
+                    **common,
+                },
+            },
+            "prices": PRICES,
+            **inference,
+        },
+    }
+    return FmfConfig.model_validate(data)
+
+
+def make_resolver(cfg: FmfConfig) -> SecretResolver:
+    return SecretResolver(cfg.secrets, environ={"AZURE_KEY": AZURE_KEY})
+
+
+@pytest.fixture(scope="session")
+def _sim_server() -> Iterator[SimulatorServer]:
+    settings = SimulatorSettings(
+        latency_ms=0,
+        requests_per_minute=None,
+        tokens_per_minute=None,
+        hang_s=1.0,
+    )
+    server = SimulatorServer(settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(_sim_server: SimulatorServer) -> SimulatorServer:
+    """The simulator, reset: no latency, no quota, no faults, zero counters."""
+    _sim_server.set_faults([])
+    _sim_server.reset()
+    return _sim_server

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from fmf_spark.prompts.registry import PromptRegistry
 
 
+#: completion cap when neither the step nor the prompt sets one (the inference default)
+DEFAULT_MAX_TOKENS = 1024
+
+
 @dataclass
 class StepPlan:
     """A validated step: its prompt, parameters and parsed inputs."""
@@ -40,7 +44,7 @@ class StepPlan:
     provider: str
     model: str | None
     temperature: float | None
-    max_tokens: int | None
+    max_tokens: int
     stop: list[str] | None
     concurrency: int | None
     inputs: dict[str, list[Part]]
@@ -202,7 +206,7 @@ def _plan_step(
         provider=provider,
         model=provider_model(config, provider),
         temperature=_first(step.params.temperature, prompt.params.temperature),
-        max_tokens=_first(step.params.max_tokens, prompt.params.max_tokens),
+        max_tokens=_first(step.params.max_tokens, prompt.params.max_tokens, DEFAULT_MAX_TOKENS),
         stop=_first(step.params.stop, prompt.params.stop),
         concurrency=step.params.concurrency,
         inputs=inputs,

@@ -34,7 +34,7 @@ from fmf_spark.chains.frames import UPSTREAM_FAILED, step_frame, upstream_error_
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, effective_config, plan_chain
 from fmf_spark.chains.progress import StageProgress
-from fmf_spark.errors import ChainError
+from fmf_spark.errors import ChainError, QuotaExhausted
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.run import (
     STATUS_FAILED,
@@ -68,6 +68,7 @@ class StepSummary:
     model: str | None
     rows: int = 0
     calls: int = 0
+    cached: int = 0
     ok: int = 0
     failed: int = 0
     failures_by_code: dict[str, int] = field(default_factory=dict)
@@ -161,7 +162,13 @@ def _inference_step(plan: StepPlan) -> Any:
 
 
 def summarize_outputs(outputs: DataFrame, summary: StepSummary) -> StepSummary:
-    """Fill ``summary`` from a step's rows of the outputs table (two small aggregates)."""
+    """Fill ``summary`` from a step's rows of the outputs table.
+
+    Rows with the same ``request_id`` share one call (the inference runner calls each
+    distinct request once), so calls, tokens, cost and retries are summed over distinct
+    requests; ``rows``, ``ok`` and ``failed`` count rows. A request with ``attempts = 0``
+    was answered from the cache (or never sent: an upstream failure).
+    """
     from pyspark.sql import functions as F
 
     is_error = F.col("status") == "error"
@@ -169,27 +176,35 @@ def summarize_outputs(outputs: DataFrame, summary: StepSummary) -> StepSummary:
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
         F.sum(F.when(is_error, 1).otherwise(0)).alias("failed"),
-        F.sum(F.when(F.col("error.code") == UPSTREAM_FAILED, 1).otherwise(0)).alias("skipped"),
-        F.sum(F.coalesce(F.col("prompt_tokens"), F.lit(0))).alias("prompt_tokens"),
-        F.sum(F.coalesce(F.col("completion_tokens"), F.lit(0))).alias("completion_tokens"),
-        F.sum(F.coalesce(F.col("cost_usd"), F.lit(0.0))).alias("cost_usd"),
-        F.sum(F.greatest(F.coalesce(F.col("attempts"), F.lit(0)) - 1, F.lit(0))).alias("retries"),
     ).first()
-    if row is None:  # agg without groupBy always returns a row; keeps mypy honest
+    attempts = F.coalesce(F.col("attempts"), F.lit(0))
+    skipped = F.coalesce(F.col("error.code") == UPSTREAM_FAILED, F.lit(False))
+    requests = outputs.where(~skipped).dropDuplicates(["request_id"])
+    called = attempts > 0
+    req = requests.agg(
+        F.sum(F.when(called, 1).otherwise(0)).alias("calls"),
+        F.sum(F.when(~called, 1).otherwise(0)).alias("cached"),
+        F.sum(F.when(called, F.coalesce(F.col("prompt_tokens"), F.lit(0)))).alias("p"),
+        F.sum(F.when(called, F.coalesce(F.col("completion_tokens"), F.lit(0)))).alias("c"),
+        F.sum(F.when(called, F.coalesce(F.col("cost_usd"), F.lit(0.0)))).alias("cost"),
+        F.sum(F.greatest(attempts - 1, F.lit(0))).alias("retries"),
+    ).first()
+    if row is None or req is None:  # agg without groupBy always returns a row
         return summary
     summary.rows = int(row["rows"] or 0)
     summary.ok = int(row["ok"] or 0)
     summary.failed = int(row["failed"] or 0)
-    summary.calls = summary.rows - int(row["skipped"] or 0)
-    summary.prompt_tokens = int(row["prompt_tokens"] or 0)
-    summary.completion_tokens = int(row["completion_tokens"] or 0)
-    summary.cost_usd = round(float(row["cost_usd"] or 0.0), 8)
-    summary.retries = int(row["retries"] or 0)
+    summary.calls = int(req["calls"] or 0)
+    summary.cached = int(req["cached"] or 0)
+    summary.prompt_tokens = int(req["p"] or 0)
+    summary.completion_tokens = int(req["c"] or 0)
+    summary.cost_usd = round(float(req["cost"] or 0.0), 8)
+    summary.retries = int(req["retries"] or 0)
     if summary.failed:
         codes = outputs.where(is_error).groupBy(F.col("error.code").alias("code")).count()
         summary.failures_by_code = {
             str(r["code"]): int(r["count"])
-            for r in codes.collect()  # one row per code
+            for r in codes.collect()  # one row per error code
         }
     return summary
 
@@ -326,18 +341,29 @@ def _run(
         table = spark.read.format("delta").load(outputs_path)
         return table.where(F.col("step") == step_id)
 
-    cache_path = join_uri(cfg.artefacts.root, "_cache", "outputs") if cfg.inference.cache else None
+    # the request_id cache is shared by every run under the same artefacts root
+    cache_path = cache_location(ctx.run_dir.rsplit("/", 1)[0]) if cfg.inference.cache else None
     for step in plan.steps:
         summary = _summary(step)
         result.steps.append(summary)
         with ctx.stage(f"step.{step.id}"), StageProgress(spark, f"step {step.id}", emit):
             frame = step_frame(step, documents, chunks, outputs_of)
             calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
-            answered = infer(
-                calls, _inference_step(step), cfg, cache_path=cache_path, resolver=resolver
-            )
-            rows = answered.unionByName(upstream_error_rows(frame, step))
-            rows.write.format("delta").mode("append").save(outputs_path)
+            try:
+                answered = infer(
+                    calls, _inference_step(step), cfg, cache_path=cache_path, resolver=resolver
+                )
+            except QuotaExhausted as exc:
+                # keep what was paid for: the partial answers go to the outputs and the
+                # cache, so the rerun after the quota resets calls only the rest
+                partial = getattr(exc, "partial", None)
+                if partial is not None:
+                    errors = upstream_error_rows(frame, step)
+                    _save_step(partial.unionByName(errors), step.id, outputs_path, cache_path)
+                    summarize_outputs(outputs_of(step.id), summary)
+                raise
+            errors = upstream_error_rows(frame, step)
+            _save_step(answered.unionByName(errors), step.id, outputs_path, cache_path)
             ctx.record_output("outputs", outputs_path)
             summarize_outputs(outputs_of(step.id), summary)
         summary.seconds = round(ctx.timings[f"step.{step.id}"], 3)
@@ -366,6 +392,26 @@ def _run(
         record = exported.as_dict()
         ctx.record_export(record)
         result.exports.append(record)
+
+
+def cache_location(artefacts_root: str) -> str:
+    """The Delta table of answered requests shared by the runs under ``artefacts_root``."""
+    return join_uri(artefacts_root, "_cache", "outputs")
+
+
+def _save_step(rows: DataFrame, step_id: str, outputs_path: str, cache_path: str | None) -> None:
+    """Append a step's rows to the run's outputs, and its new answers to the cache."""
+    from pyspark.sql import functions as F
+
+    rows.write.format("delta").mode("append").save(outputs_path)
+    if cache_path is not None:
+        # read back from the table just written (each step is written once per run), so
+        # nothing upstream is evaluated again
+        saved = rows.sparkSession.read.format("delta").load(outputs_path)
+        fresh = saved.where(
+            (F.col("step") == step_id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
+        )
+        fresh.dropDuplicates(["request_id"]).write.format("delta").mode("append").save(cache_path)
 
 
 def _say(emit: Emit | None, line: str) -> None:
@@ -423,6 +469,7 @@ def dry_run(
     *,
     registry: PromptRegistry | None = None,
     resolver: SecretResolver | None = None,
+    artefacts_root: str | None = None,
     documents: DataFrame | None = None,
     chunks: DataFrame | None = None,
 ) -> ChainResult:
@@ -430,12 +477,16 @@ def dry_run(
 
     The connector is listed and the documents parsed and chunked (no model call, nothing
     written), unless ``documents`` and ``chunks`` are given. Each step's rows are built by
-    the same code as the real run; earlier steps' outputs are stand-ins of ``max_tokens``
-    tokens, so prompt tokens are an upper estimate and completion tokens are
-    ``max_tokens`` per call (the most a call can cost).
+    the same code as the real run. For a step that reads no earlier step, the requests
+    are exact: distinct ``request_id`` values (computed as the inference runner does),
+    minus those already answered in the cache. A step that reads earlier steps sees
+    stand-in answers of ``max_tokens`` tokens, so it counts one request per row (no cache
+    hit assumed) and its prompt tokens are an upper estimate. Completion tokens are
+    ``max_tokens`` per call, the most a call can cost.
     """
     from pyspark.sql import functions as F
 
+    from fmf_spark.inference.runner import request_prefix
     from fmf_spark.prompts.registry import PromptRegistry
 
     registry = registry or PromptRegistry(config.prompts.dir)
@@ -452,41 +503,66 @@ def dry_run(
         chunks = chunk_documents(documents, cfg.processing.chunking).persist()
     n_docs, n_failed, n_chunks = _document_counts(documents, chunks)
     result = ChainResult(chain.name, True, n_docs, n_failed, n_chunks, [])
+    cache = None
+    if cfg.inference.cache:
+        cache = _read_cache_ids(spark, cache_location(artefacts_root or cfg.artefacts.root))
     stand_ins: dict[str, DataFrame] = {}
+    persisted: list[DataFrame] = []
     estimate = _estimate_udf()
     price = _price_function()
     for step in plan.steps:
         summary = _summary(step)
         frame = step_frame(step, documents, chunks, stand_ins.__getitem__)
-        max_tokens = step.max_tokens or 256
-        words = max(1, int(max_tokens * 0.75))  # ~0.75 English words per token
-        out = (
-            frame.where(F.col("upstream_ok"))
-            .select(
-                "doc_id",
-                "chunk_id",
-                F.lit(step.id).alias("step"),
-                F.lit(" ".join(["lorem"] * words)).alias("output_text"),
-                F.lit(_placeholder_json(step.prompt.response_schema, words)).alias("output_json"),
-                estimate(F.col("messages")).alias("prompt_tokens"),
-                F.lit(max_tokens).cast("long").alias("completion_tokens"),
-                F.lit("ok").alias("status"),
-            )
-            .persist()
+        words = max(1, int(step.max_tokens * 0.75))  # ~0.75 English words per token
+        prefix = request_prefix(_inference_step(step), step.model or "")
+        rows = frame.where(F.col("upstream_ok")).select(
+            "doc_id",
+            "chunk_id",
+            "messages",
+            F.sha2(F.concat(F.lit(prefix), F.col("messages")), 256).alias("request_id"),
         )
-        stand_ins[step.id] = out
-        row = out.agg(
+        rows = rows.persist()
+        persisted.append(rows)
+        stand_ins[step.id] = rows.select(
+            "doc_id",
+            "chunk_id",
+            F.lit(step.id).alias("step"),
+            F.lit(" ".join(["lorem"] * words)).alias("output_text"),
+            F.lit(_placeholder_json(step.prompt.response_schema, words)).alias("output_json"),
+            F.lit("ok").alias("status"),
+        )
+        reads_steps = any(ref.step is not None for ref, _ in step.refs)
+        requests = rows if reads_steps else rows.dropDuplicates(["request_id"])
+        if cache is not None and not reads_steps:
+            todo = requests.join(cache, "request_id", "left_anti")
+        else:
+            todo = requests
+        agg = todo.agg(
             F.count(F.lit(1)).alias("calls"),
-            F.sum("prompt_tokens").alias("p"),
-            F.sum("completion_tokens").alias("c"),
+            F.sum(estimate(F.col("messages"))).alias("p"),
         ).first()
-        summary.calls = summary.rows = int(row["calls"] or 0) if row else 0
-        summary.prompt_tokens = int(row["p"] or 0) if row else 0
-        summary.completion_tokens = int(row["c"] or 0) if row else 0
+        summary.rows = rows.count()
+        summary.calls = int(agg["calls"] or 0) if agg else 0
+        summary.cached = requests.count() - summary.calls
+        summary.prompt_tokens = int(agg["p"] or 0) if agg else 0
+        summary.completion_tokens = summary.calls * step.max_tokens
         if step.model:
             cost = price(step.model, summary.prompt_tokens, summary.completion_tokens, cfg)
             summary.cost_usd = round(cost or 0.0, 8)
         result.steps.append(summary)
-    for frame in stand_ins.values():
+    for frame in persisted:
         frame.unpersist()
     return result
+
+
+def _read_cache_ids(spark: SparkSession, path: str) -> DataFrame | None:
+    """``request_id`` of the cached successful answers; ``None`` when there is no cache."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.utils import AnalysisException
+
+    try:
+        table = spark.read.format("delta").load(path)
+        table.schema  # noqa: B018 - resolving the schema is what fails for a missing table
+    except AnalysisException:
+        return None
+    return table.where(F.col("status") == "ok").select("request_id").distinct()

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
     from fmf_spark.config.models import FmfConfig
 
 #: modules whose ``register(subparsers, common)`` adds commands, in help order
-COMMAND_MODULES: tuple[str, ...] = ("fmf_spark.config.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "fmf_spark.config.cli",
+    "fmf_spark.connectors.cli",
+    "fmf_spark.processing.cli",
+)
 
 Handler = Callable[[argparse.Namespace, "CliContext"], int | None]
 

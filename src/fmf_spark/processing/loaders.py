@@ -1,0 +1,478 @@
+"""Loaders: one function per format, bytes to markdown text.
+
+Libraries, chosen for licence and upkeep: ``lxml`` (BSD; HTML, fast and tolerant of
+broken markup), ``openpyxl`` (MIT; XLSX in read-only streaming mode), ``pyarrow``
+(Apache-2.0; Parquet), ``pypdf`` (BSD, pure Python, reads encrypted PDFs and embedded
+images), ``pytesseract`` + Debian's ``tesseract-ocr`` (Apache-2.0; OCR of images and of
+image-only PDF pages). No AGPL (PyMuPDF) and no GPL code.
+
+Every loader returns a :class:`Loaded` or raises :class:`ParseFailure` with a precise
+``code``; the caller turns that into an error row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fmf_spark._deps import require
+from fmf_spark.config.processing import OcrConfig
+from fmf_spark.processing.text import ParseFailure, decode_text, normalize
+
+
+@dataclass
+class Loaded:
+    """What a loader produced: markdown text, pages, and notes for ``metadata``."""
+
+    text: str
+    pages: int | None = None
+    #: character offset where each page starts in ``text`` (PDF only)
+    page_starts: list[int] | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+# --- markdown tables ------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if "|" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("|", "\\|")
+            .replace("\r\n", "<br>")
+            .replace("\n", "<br>")
+            .replace("\r", "<br>")
+        )
+    return text.strip()
+
+
+def markdown_table(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows (the first is the header) as a GitHub-flavoured markdown table."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not cells:
+        return ""
+    width = max(len(r) for r in cells)
+    if width == 0:
+        return ""
+    cells = [r + [""] * (width - len(r)) for r in cells]
+    header = [h or f"col{i + 1}" for i, h in enumerate(cells[0])]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * width]
+    out.extend("| " + " | ".join(r) + " |" for r in cells[1:])
+    return "\n".join(out)
+
+
+def _trim(rows: list[list[Any]]) -> list[list[Any]]:
+    """Drop empty trailing rows and columns (spreadsheets report a padded used range)."""
+
+    def empty(v: Any) -> bool:
+        return v is None or (isinstance(v, str) and not v.strip())
+
+    rows = [list(r) for r in rows]
+    while rows and all(empty(v) for v in rows[-1]):
+        rows.pop()
+    width = max(
+        (max((i + 1 for i, v in enumerate(r) if not empty(v)), default=0) for r in rows), default=0
+    )
+    return [r[:width] for r in rows]
+
+
+# --- text formats ---------------------------------------------------------------------------
+
+
+def load_text(data: bytes) -> Loaded:
+    text, encoding = decode_text(data)
+    return Loaded(text, metadata={"encoding": encoding})
+
+
+def load_csv(data: bytes) -> Loaded:
+    text, encoding = decode_text(data)
+    sample = text[:16384]
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(io.StringIO(text), dialect))
+    rows = _trim(rows)
+    return Loaded(
+        markdown_table(rows),
+        metadata={"encoding": encoding, "rows": str(max(len(rows) - 1, 0))},
+    )
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+# Removed before parsing: a 10 MB <script> would otherwise be parsed into one text node.
+_SCRIPTS = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_BOILERPLATE = {
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "button",
+    "select",
+    "object",
+    "embed",
+    "canvas",
+    "dialog",
+    "menu",
+}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "address",
+    "dd",
+    "dt",
+    "dl",
+    "details",
+    "summary",
+}
+_WS = re.compile(r"\s+")
+
+
+class _HtmlToMarkdown:
+    def __init__(self) -> None:
+        self.out: list[str] = []
+
+    def block(self, text: str) -> None:
+        text = text.strip()
+        if text:
+            self.out.append(text)
+
+    def inline(self, el: Any) -> str:
+        """Text of an element with inline markup (links, emphasis, code) kept light."""
+        parts: list[str] = []
+        if el.text:
+            parts.append(el.text)
+        for child in el:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag == "br":
+                parts.append("\n")
+            elif tag in ("strong", "b"):
+                inner = self.inline(child).strip()
+                parts.append(f"**{inner}**" if inner else "")
+            elif tag in ("em", "i"):
+                inner = self.inline(child).strip()
+                parts.append(f"*{inner}*" if inner else "")
+            elif tag == "code":
+                parts.append(f"`{child.text_content()}`")
+            elif tag == "a":
+                inner = self.inline(child).strip()
+                href = child.get("href") or ""
+                parts.append(
+                    f"[{inner}]({href})"
+                    if href.startswith(("http", "/", "mailto:")) and inner
+                    else inner
+                )
+            elif tag in ("ul", "ol", "table", "pre") or tag in _BLOCKS:
+                parts.append("\n" + self.render_to_string(child) + "\n")
+            elif tag:
+                parts.append(self.inline(child))
+            if child.tail:
+                parts.append(child.tail)
+        text = "".join(parts)
+        return "\n".join(_WS.sub(" ", line).strip() for line in text.split("\n")).strip()
+
+    def render_to_string(self, el: Any) -> str:
+        sub = _HtmlToMarkdown()
+        sub.render(el)
+        return "\n\n".join(sub.out)
+
+    def render(self, el: Any) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _BOILERPLATE or not tag:
+            return
+        if re.fullmatch(r"h[1-6]", tag):
+            self.block("#" * int(tag[1]) + " " + self.inline(el).replace("\n", " "))
+        elif tag in ("ul", "ol"):
+            self.block(self.list_items(el, tag == "ol", 0))
+        elif tag == "table":
+            self.block(self.table(el))
+        elif tag == "pre":
+            self.block("```\n" + el.text_content().strip("\n") + "\n```")
+        elif tag == "hr":
+            self.block("---")
+        elif tag == "img":
+            alt = el.get("alt")
+            if alt:
+                self.block(f"![{alt}]()")
+        elif tag in _BLOCKS or tag in ("body", "html", "li", "td", "th", "span", "center", "font"):
+            has_block_child = any(
+                isinstance(c.tag, str)
+                and (
+                    c.tag in _BLOCKS
+                    or c.tag in ("ul", "ol", "table", "pre", "hr")
+                    or re.fullmatch(r"h[1-6]", c.tag)
+                )
+                for c in el
+            )
+            if not has_block_child:
+                text = self.inline(el)
+                if tag == "blockquote":
+                    text = "\n".join("> " + line for line in text.split("\n"))
+                self.block(text)
+                return
+            # mixed content: text runs become paragraphs, blocks render in order
+            if el.text and el.text.strip():
+                self.block(_WS.sub(" ", el.text))
+            for child in el:
+                self.render(child)
+                if child.tail and child.tail.strip():
+                    self.block(_WS.sub(" ", child.tail))
+        else:
+            text = self.inline(el)
+            self.block(text)
+
+    def list_items(self, el: Any, ordered: bool, depth: int) -> str:
+        lines = []
+        n = 0
+        for li in el:
+            if not isinstance(li.tag, str) or li.tag != "li":
+                continue
+            n += 1
+            nested = [c for c in li if isinstance(c.tag, str) and c.tag in ("ul", "ol")]
+            for c in nested:
+                li.remove(c)
+            marker = f"{n}." if ordered else "-"
+            text = self.inline(li).replace("\n", " ")
+            lines.append("  " * depth + f"{marker} {text}")
+            for c in nested:
+                lines.append(self.list_items(c, c.tag == "ol", depth + 1))
+        return "\n".join(line for line in lines if line.strip())
+
+    def table(self, el: Any) -> str:
+        rows = []
+        for tr in el.iter("tr"):
+            cells = [
+                self.inline(td).replace("\n", " ")
+                for td in tr
+                if isinstance(td.tag, str) and td.tag in ("td", "th")
+            ]
+            if cells:
+                rows.append(cells)
+        return markdown_table(rows)
+
+
+def load_html(data: bytes) -> Loaded:
+    lxml_html = require("lxml.html", "processing")
+    text, encoding = decode_text(data)
+    stripped = _SCRIPTS.sub("", text)
+    removed = len(text) - len(stripped)
+    if not stripped.strip():
+        return Loaded("", metadata={"encoding": encoding, "html_removed_chars": str(removed)})
+    parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True)
+    try:
+        root = lxml_html.document_fromstring(stripped, parser=parser)
+    except Exception as exc:  # lxml raises ParserError/ValueError on hopeless markup
+        raise ParseFailure(
+            f"HTML: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    title = root.findtext(".//title")
+    main = root.find(".//main")
+    if main is None:
+        main = root.find(".//article")
+    body = main if main is not None else root.find(".//body")
+    if body is None:
+        body = root
+    conv = _HtmlToMarkdown()
+    conv.render(body)
+    meta = {"encoding": encoding}
+    if title and title.strip():
+        meta["title"] = _WS.sub(" ", title).strip()
+    if removed:
+        meta["html_removed_chars"] = str(removed)
+    return Loaded("\n\n".join(conv.out), metadata=meta)
+
+
+# --- spreadsheets and tables ----------------------------------------------------------------
+
+
+def check_zip(data: bytes, max_ratio: float, max_total: int) -> None:
+    """Refuse zip bombs before any XML is inflated: ratio and total size limits."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise ParseFailure(f"not a readable zip/xlsx: {exc}", code="processing.corrupt") from None
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    worst = max((i.file_size / max(i.compress_size, 1) for i in infos), default=0.0)
+    if total / packed > max_ratio or worst > max_ratio * 10 or total > max_total:
+        raise ParseFailure(
+            f"compression ratio {total / packed:.0f} (worst member {worst:.0f}), "
+            f"{total} bytes uncompressed: refusing a possible zip bomb "
+            f"(max_compression_ratio={max_ratio:g})",
+            code="processing.zip_bomb",
+        )
+
+
+def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
+    check_zip(data, max_ratio, max_total)
+    openpyxl = require("openpyxl")
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, TypeError) as exc:
+        raise ParseFailure(
+            f"XLSX: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    sections = []
+    try:
+        for ws in wb.worksheets:
+            rows = _trim([list(r) for r in ws.iter_rows(values_only=True)])
+            table = markdown_table(rows)
+            sections.append(
+                f"## Sheet: {ws.title}\n\n{table}" if table else f"## Sheet: {ws.title}"
+            )
+        names = ",".join(ws.title for ws in wb.worksheets)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
+        raise ParseFailure(
+            f"XLSX: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    finally:
+        wb.close()
+    return Loaded("\n\n".join(sections), metadata={"sheets": names})
+
+
+def load_parquet(data: bytes) -> Loaded:
+    pq = require("pyarrow.parquet", "spark")
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # ArrowInvalid/OSError: not a parquet file we can read
+        raise ParseFailure(
+            f"Parquet: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    columns = table.column_names
+    body = (
+        zip(*(table.column(c).to_pylist() for c in columns), strict=True) if columns else iter(())
+    )
+    rows: list[Sequence[Any]] = [columns, *body]
+    return Loaded(markdown_table(rows), metadata={"rows": str(table.num_rows)})
+
+
+# --- images and PDF -------------------------------------------------------------------------
+
+
+def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
+    """OCR one image with tesseract; raises ParseFailure when it cannot."""
+    if not cfg.enabled:
+        raise ParseFailure(
+            "OCR is disabled (processing.ocr.enabled)", code="processing.ocr_disabled"
+        )
+    pytesseract = require("pytesseract")
+    image_mod = require("PIL.Image", "ocr")
+    if cfg.tesseract_cmd:
+        pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd
+    try:
+        image = image_mod.open(io.BytesIO(data))
+        image.load()
+    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
+        raise ParseFailure(
+            f"image: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    try:
+        text = pytesseract.image_to_string(
+            image, lang=cfg.languages, timeout=max(1, int(timeout_s))
+        )
+    except pytesseract.TesseractNotFoundError:
+        raise ParseFailure(
+            "tesseract is not installed",
+            code="processing.ocr_unavailable",
+            hint="apt-get install tesseract-ocr (and pip install 'fmf-spark[ocr]')",
+        ) from None
+    except RuntimeError as exc:  # pytesseract's timeout
+        raise ParseFailure(f"OCR timed out: {exc}", code="processing.timeout") from None
+    except pytesseract.TesseractError as exc:
+        raise ParseFailure(f"tesseract failed: {exc}", code="processing.ocr_failed") from None
+    return str(text)
+
+
+def load_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
+    return Loaded(
+        ocr_image(data, cfg, timeout_s).strip(), pages=1, page_starts=[0], metadata={"ocr": "true"}
+    )
+
+
+def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
+    pypdf = require("pypdf")
+    errors = pypdf.errors
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # many PDFs are "encrypted" with an empty user password (print/copy flags)
+            try:
+                opened = reader.decrypt("")
+            except (errors.PdfReadError, NotImplementedError, errors.DependencyError) as exc:
+                raise ParseFailure(f"encrypted PDF: {exc}", code="processing.encrypted") from None
+            if not opened:
+                raise ParseFailure("PDF is password-protected", code="processing.encrypted")
+        pages = list(reader.pages)
+    except ParseFailure:
+        raise
+    except (
+        errors.PdfReadError,
+        errors.PdfStreamError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OSError,
+    ) as exc:
+        raise ParseFailure(
+            f"corrupt PDF: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
+    texts: list[str] = []
+    ocr_pages = 0
+    for page in pages:
+        try:
+            text = page.extract_text() or ""
+        except (
+            errors.PdfReadError,
+            errors.PdfStreamError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+        ) as exc:
+            raise ParseFailure(
+                f"corrupt PDF page: {type(exc).__name__}: {exc}", code="processing.corrupt"
+            ) from None
+        if not text.strip() and cfg.enabled:
+            images = []
+            try:
+                images = [img.data for img in page.images]
+            except Exception as exc:  # pypdf raises many types for broken image streams
+                raise ParseFailure(
+                    f"PDF image: {type(exc).__name__}: {exc}", code="processing.corrupt"
+                ) from None
+            if images:
+                text = "\n\n".join(ocr_image(img, cfg, timeout_s).strip() for img in images)
+                ocr_pages += 1
+        # normalised per page here, so page_starts stay exact in the final text
+        texts.append(normalize(text))
+    starts = []
+    offset = 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + 2
+    meta = {"pdf_pages": str(len(pages))}
+    if ocr_pages:
+        meta["ocr_pages"] = str(ocr_pages)
+    return Loaded("\n\n".join(texts), pages=len(pages), page_starts=starts, metadata=meta)

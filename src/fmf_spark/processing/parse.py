@@ -1,0 +1,190 @@
+"""Parse one file to a document: the pure-Python stage behind :func:`parse_documents`.
+
+:func:`parse_file` never raises for bad input: it returns a :class:`ParsedDocument`
+with ``status='error'`` and a precise ``error.code``:
+
+``processing.empty``, ``processing.too_large``, ``processing.binary_content``,
+``processing.corrupt``, ``processing.encrypted``, ``processing.zip_bomb``,
+``processing.unsupported_type``, ``processing.timeout``, ``processing.ocr_disabled``,
+``processing.ocr_unavailable``, ``processing.ocr_failed``, and
+``processing.parse_failed`` for a loader bug (the exception type and message are kept).
+
+Time limit: ``SIGALRM`` interrupts a parse that runs longer than ``parse_timeout_s``
+when called on a process's main thread (Spark's Python workers, the CLI, the
+benchmark loop); tesseract gets its own timeout. A single long call inside C code
+(lxml, zlib) is interrupted when it returns to Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fmf_spark.config.processing import ProcessingConfig
+from fmf_spark.errors import FmfError
+from fmf_spark.processing import loaders
+from fmf_spark.processing.text import (
+    CSV,
+    HTML,
+    JPEG,
+    MARKDOWN,
+    PARQUET,
+    PDF,
+    PNG,
+    TEXT,
+    XLSX,
+    ParseFailure,
+    detect_type,
+    normalize,
+)
+
+
+@dataclass
+class ParsedDocument:
+    """The outcome of parsing one file (the document columns that parsing decides)."""
+
+    doc_id: str
+    content_type: str | None
+    text: str | None
+    pages: int | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    status: str = "ok"
+    error: dict[str, Any] | None = None
+
+
+class ParseTimeout(ParseFailure):
+    code = "processing.timeout"
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`ParseTimeout` in this thread after ``seconds`` (main thread only)."""
+    if (
+        seconds <= 0
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise ParseTimeout(f"parsing took longer than {seconds:g}s (parse_timeout_s)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def doc_id_for(content: bytes | None, uri: str) -> str:
+    """sha256 of the content; of ``uri:<uri>`` when there is no content (error rows)."""
+    if content is None:
+        return hashlib.sha256(f"uri:{uri}".encode()).hexdigest()
+    return hashlib.sha256(content).hexdigest()
+
+
+def _load(content_type: str, data: bytes, cfg: ProcessingConfig) -> loaders.Loaded:
+    timeout = cfg.parse_timeout_s
+    if content_type in (TEXT, MARKDOWN):
+        return loaders.load_text(data)
+    if content_type == HTML:
+        return loaders.load_html(data)
+    if content_type == CSV:
+        return loaders.load_csv(data)
+    if content_type == XLSX:
+        return loaders.load_xlsx(
+            data, cfg.max_compression_ratio, max(cfg.max_file_bytes * 20, 1 << 30)
+        )
+    if content_type == PARQUET:
+        return loaders.load_parquet(data)
+    if content_type == PDF:
+        return loaders.load_pdf(data, cfg.ocr, timeout)
+    if content_type in (PNG, JPEG):
+        return loaders.load_image(data, cfg.ocr, timeout)
+    raise ParseFailure(f"no loader for {content_type}", code="processing.unsupported_type")
+
+
+def parse_file(
+    content: bytes | None, path: str, cfg: ProcessingConfig, uri: str | None = None
+) -> ParsedDocument:
+    """Parse one file's bytes into markdown text; failures become an error outcome.
+
+    Args:
+        content: the file's bytes.
+        path: its path (the extension is a hint; the content decides).
+        cfg: the ``processing`` config (size and time limits, OCR).
+        uri: used for the ``doc_id`` of a file without content.
+
+    Example:
+        >>> from fmf_spark.config.processing import ProcessingConfig
+        >>> doc = parse_file(b"# Title\\r\\n\\r\\n\\r\\nbody  ", "a.md", ProcessingConfig())
+        >>> (doc.status, doc.content_type, doc.text)
+        ('ok', 'text/markdown', '# Title\\n\\nbody')
+    """
+    doc_id = doc_id_for(content, uri or path)
+    if content is None:
+        return _failed(doc_id, None, {}, "processing.no_content", "the file has no content")
+    content_type, meta = detect_type(content, path)
+    if len(content) == 0:
+        return _failed(doc_id, content_type, meta, "processing.empty", "the file is empty")
+    if len(content) > cfg.max_file_bytes:
+        return _failed(
+            doc_id,
+            content_type,
+            meta,
+            "processing.too_large",
+            f"{len(content)} bytes is over processing.max_file_bytes={cfg.max_file_bytes}",
+        )
+    try:
+        with time_limit(cfg.parse_timeout_s):
+            loaded = _load(content_type, content, cfg)
+            text = loaded.text if loaded.page_starts is not None else normalize(loaded.text)
+    except FmfError as exc:
+        return _failed(doc_id, content_type, meta, exc.code, exc.message, exc.retryable)
+    except RecursionError:
+        return _failed(
+            doc_id, content_type, meta, "processing.corrupt", "structure nested too deeply"
+        )
+    except MemoryError:
+        return _failed(
+            doc_id, content_type, meta, "processing.too_large", "out of memory while parsing"
+        )
+    except Exception as exc:  # a loader bug: still a row that says what happened
+        return _failed(
+            doc_id, content_type, meta, "processing.parse_failed", f"{type(exc).__name__}: {exc}"
+        )
+    meta.update(loaded.metadata)
+    if loaded.page_starts is not None:
+        meta["page_starts"] = ",".join(str(s) for s in loaded.page_starts)
+    if not text.strip():
+        return _failed(
+            doc_id, content_type, meta, "processing.no_text", "no text could be extracted"
+        )
+    return ParsedDocument(doc_id, content_type, text, loaded.pages, meta)
+
+
+def _failed(
+    doc_id: str,
+    content_type: str | None,
+    meta: dict[str, str],
+    code: str,
+    message: str,
+    retryable: bool = False,
+) -> ParsedDocument:
+    return ParsedDocument(
+        doc_id,
+        content_type,
+        None,
+        None,
+        meta,
+        "error",
+        {"code": code, "message": message[:2000], "retryable": retryable},
+    )

@@ -404,7 +404,10 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
 
 def load_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     return Loaded(
-        ocr_image(data, cfg, timeout_s).strip(), pages=1, page_starts=[0], metadata={"ocr": "true"}
+        normalize(ocr_image(data, cfg, timeout_s)),
+        pages=1,
+        page_starts=[0],
+        metadata={"ocr": "true"},
     )
 
 

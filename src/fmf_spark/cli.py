@@ -31,6 +31,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fmf_spark.config.cli",
     "fmf_spark.connectors.cli",
     "fmf_spark.processing.cli",
+    "fmf_spark.exporters.cli",
+    "fmf_spark.prompts.cli",
+    "fmf_spark.chains.cli",
 )
 
 Handler = Callable[[argparse.Namespace, "CliContext"], int | None]

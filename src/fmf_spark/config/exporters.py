@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fmf_spark.config.base import SecretRef, StrictModel
 
@@ -32,6 +32,12 @@ class DeltaExporterConfig(_ExporterBase):
     mode: Literal["append", "merge"] = "merge"
     schema_evolution: bool = False
 
+    @model_validator(mode="after")
+    def _one_target(self) -> DeltaExporterConfig:
+        if (self.path is None) == (self.table is None):
+            raise ValueError("set exactly one of path or table")
+        return self
+
 
 class S3ExporterConfig(_ExporterBase):
     type: Literal["s3"] = "s3"
@@ -57,8 +63,12 @@ class RedshiftExporterConfig(_ExporterBase):
     schema_name: str = Field(default="public", alias="schema")
     staging_bucket: str | None = None
     staging_prefix: str = "fmf-stage"
-    iam_role: str | None = None
+    iam_role: str | None = Field(default=None, description="Role Redshift assumes for COPY.")
+    staging_region: str | None = None
+    staging_endpoint_url: str | None = Field(default=None, description="Override, e.g. moto.")
     max_conflict_retries: int = Field(default=3, ge=0)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    connect_timeout_s: int = Field(default=15, gt=0)
 
 
 class DynamoDBExporterConfig(_ExporterBase):
@@ -66,7 +76,9 @@ class DynamoDBExporterConfig(_ExporterBase):
     table: str
     region: str | None = None
     endpoint_url: str | None = None
-    max_retries: int = Field(default=8, ge=0)
+    max_retries: int = Field(default=8, ge=0, description="Rounds of UnprocessedItems retries.")
+    backoff_base_s: float = Field(default=0.05, gt=0, description="First backoff; doubles.")
+    backoff_max_s: float = Field(default=5.0, gt=0, description="Backoff cap (full jitter).")
 
 
 class SharePointExcelExporterConfig(_ExporterBase):
@@ -90,6 +102,13 @@ class FabricExporterConfig(_ExporterBase):
     )
     table: str | None = Field(default=None, description="Lakehouse table name.")
     mode: Literal["append", "merge"] = "merge"
+    schema_evolution: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FabricExporterConfig:
+        if (self.path is None) == (self.table is None):
+            raise ValueError("set exactly one of path or table")
+        return self
 
 
 ExporterConfig = Annotated[

@@ -1,0 +1,178 @@
+"""Delta sink: append, or MERGE upsert by ``key_fields``, to a path or a catalog table.
+
+Idempotence of one micro-batch: every write carries ``txnAppId = fmf-<stream id>`` and
+``txnVersion = batch_id`` (DataFrameWriter options for append; the session confs
+``spark.databricks.delta.write.txnAppId``/``txnVersion`` for MERGE). Delta records the
+pair in the commit; a replayed batch with a version it has already committed for that
+app id is skipped by Delta itself. The stream id is the streaming query id, stored in
+the checkpoint: a *new* checkpoint gets a new app id, so its batches 0, 1, 2... are
+never mistaken for the old checkpoint's and silently skipped.
+
+Schema evolution is opt-in (``schema_evolution: true``): ``mergeSchema`` for append,
+``withSchemaEvolution()`` for MERGE. Without it a batch whose columns differ from the
+target fails with ``export.schema_mismatch``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fmf_spark.config.exporters import DeltaExporterConfig, FabricExporterConfig
+from fmf_spark.errors import ExportConflict, ExportError, ExportSchemaMismatch
+from fmf_spark.exporters.base import BatchContext, BatchResult, register_exporter
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from fmf_spark.config.secrets import SecretResolver
+
+CONNECTOR_TYPE = "delta"
+_TXN_APP = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+_MAX_CONFLICT_RETRIES = 3
+
+
+class DeltaExporter:
+    """Writes micro-batches to a Delta table (see the module docstring)."""
+
+    def __init__(self, name: str, cfg: DeltaExporterConfig | FabricExporterConfig) -> None:
+        self.name = name
+        self.cfg = cfg
+
+    @property
+    def target(self) -> str:
+        return self.cfg.path or self.cfg.table or ""
+
+    def precheck(self) -> None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None or not self._exists(spark):
+            return  # created by the first batch
+        table = self._table(spark)
+        missing = [k for k in self.cfg.key_fields if k not in table.toDF().columns]
+        if self.cfg.mode == "merge" and missing:
+            raise ExportSchemaMismatch(
+                f"sink '{self.name}': target {self.target} lacks key column(s) {missing}"
+            )
+
+    def _exists(self, spark: SparkSession) -> bool:
+        from delta.tables import DeltaTable
+
+        if self.cfg.path is not None:
+            return bool(DeltaTable.isDeltaTable(spark, self.cfg.path))
+        return bool(spark.catalog.tableExists(self.cfg.table or ""))
+
+    def _table(self, spark: SparkSession) -> Any:
+        from delta.tables import DeltaTable
+
+        if self.cfg.path is not None:
+            return DeltaTable.forPath(spark, self.cfg.path)
+        return DeltaTable.forName(spark, self.cfg.table or "")
+
+    def _version(self, spark: SparkSession) -> int:
+        row = self._table(spark).history(1).select("version").first()
+        return int(row[0]) if row is not None else -1
+
+    def write_batch(self, df: DataFrame, ctx: BatchContext) -> BatchResult:
+        spark = df.sparkSession
+        app_id = f"fmf-{ctx.stream_id}"
+        for attempt in range(_MAX_CONFLICT_RETRIES + 1):
+            try:
+                if self.cfg.mode == "append" or not self._exists(spark):
+                    return self._append(df, spark, app_id, ctx.batch_id)
+                return self._merge(df, spark, app_id, ctx.batch_id)
+            except Exception as exc:
+                if _is_conflict(exc) and attempt < _MAX_CONFLICT_RETRIES:
+                    continue
+                raise _translate(exc, self.name, self.target) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append(self, df: DataFrame, spark: SparkSession, app_id: str, version: int) -> BatchResult:
+        existed = self._exists(spark)
+        before = self._version(spark) if existed else -1
+        writer = (
+            df.write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+        )
+        if self.cfg.schema_evolution:
+            writer = writer.option("mergeSchema", "true")
+        if self.cfg.path is not None:
+            writer.save(self.cfg.path)
+        else:
+            writer.saveAsTable(self.cfg.table or "")
+        if existed and self._version(spark) == before:
+            return BatchResult(skipped=True)
+        # counted after the commit from the files it added, not by re-reading the input
+        metrics = self._table(spark).history(1).select("operationMetrics").first()
+        written = int((metrics[0] or {}).get("numOutputRows", 0)) if metrics else 0
+        return BatchResult(written=written)
+
+    def _merge(self, df: DataFrame, spark: SparkSession, app_id: str, version: int) -> BatchResult:
+        keys = self.cfg.key_fields
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        before = self._version(spark)
+        builder = (
+            self._table(spark)
+            .alias("t")
+            .merge(df.alias("s"), cond)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+        )
+        if self.cfg.schema_evolution:
+            builder = builder.withSchemaEvolution()
+        else:
+            _check_same_columns(df, self._table(spark).toDF(), self.name, self.target)
+        # The txn confs are read by the MERGE command from the session of this batch.
+        spark.conf.set(_TXN_APP, app_id)
+        spark.conf.set(_TXN_VERSION, str(version))
+        try:
+            metrics = builder.execute().first()
+        finally:
+            spark.conf.unset(_TXN_APP)
+            spark.conf.unset(_TXN_VERSION)
+        if self._version(spark) == before or metrics is None:
+            return BatchResult(skipped=True)
+        inserted = int(metrics["num_inserted_rows"])
+        updated = int(metrics["num_updated_rows"])
+        return BatchResult(written=inserted + updated, updated=updated)
+
+
+def _check_same_columns(df: DataFrame, target: DataFrame, name: str, where: str) -> None:
+    src = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    dst = {f.name: f.dataType.simpleString() for f in target.schema.fields}
+    if src != dst:
+        extra = sorted(set(src) - set(dst))
+        lacking = sorted(set(dst) - set(src))
+        changed = sorted(k for k in set(src) & set(dst) if src[k] != dst[k])
+        raise ExportSchemaMismatch(
+            f"sink '{name}': outputs columns differ from target {where} "
+            f"(new: {extra}, missing: {lacking}, type changed: {changed})",
+            hint="set schema_evolution: true on the sink to add new columns",
+        )
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return "Concurrent" in type(exc).__name__ or "ConcurrentModification" in str(exc)[:300]
+
+
+def _translate(exc: Exception, name: str, target: str) -> ExportError:
+    if isinstance(exc, ExportError):
+        return exc
+    text = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+    if _is_conflict(exc):
+        return ExportConflict(f"sink '{name}': concurrent writers on {target}: {text}")
+    if "schema" in text.lower() and ("mismatch" in text.lower() or "merge" in text.lower()):
+        return ExportSchemaMismatch(
+            f"sink '{name}': {text}", hint="set schema_evolution: true on the sink"
+        )
+    return ExportError(f"sink '{name}': writing {target} failed: {text}")
+
+
+def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> DeltaExporter:
+    return DeltaExporter(name, cfg)
+
+
+register_exporter(CONNECTOR_TYPE, _factory)

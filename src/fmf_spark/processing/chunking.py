@@ -168,13 +168,22 @@ class _Packer:
         atoms = self.atoms(start, end)
         chunks: list[tuple[int, int, int]] = []
         i, n = 0, len(atoms)
+        # tokens from each atom to the next heading: a heading whose section does not fit
+        # in what is left of the budget starts a new chunk (no orphan headings)
+        section = [0] * (n + 1)
+        for k in range(n - 1, -1, -1):
+            section[k] = atoms[k][2] + (0 if k + 1 < n and atoms[k + 1][3] else section[k + 1])
         carry: int | None = None
         while i < n:
             first = atoms[i][0] if carry is None else carry
             used = 0 if carry is None else self._tokens_in(carry, atoms[i][0])
             j = i
             while j < n and used + atoms[j][2] <= self.max:
-                if j > i and atoms[j][3] and used >= self.max // 2:
+                if (
+                    j > i
+                    and atoms[j][3]
+                    and (used >= self.max // 2 or used + section[j] > self.max)
+                ):
                     break  # a heading: start the next chunk with it
                 used += atoms[j][2]
                 j += 1
@@ -255,9 +264,13 @@ def chunk_text(
     if cfg.strategy == "tokens":
         step = max(1, cfg.max_tokens - min(cfg.overlap_tokens, cfg.max_tokens - 1))
         for a, b in _token_windows(text, 0, len(text), cfg.max_tokens, step, cfg.encoding):
+            piece = text[a:b]
+            a, b = a + len(piece) - len(piece.lstrip()), a + len(piece.rstrip())
+            if b <= a:
+                continue
             n = count(text[a:b])
-            if n > cfg.max_tokens:  # re-tokenising a slice can merge differently at the edges
-                b = a + len(text[a:b].rstrip())
+            while n > cfg.max_tokens:  # a slice can tokenise differently at its edges
+                b = a + len(text[a : b - 1].rstrip())
                 n = count(text[a:b])
             spans.append((a, b, n, None))
     else:

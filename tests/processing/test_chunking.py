@@ -1,0 +1,111 @@
+"""Chunking strategies and token counts, without Spark."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from fmf_spark.config.processing import ChunkingConfig
+from fmf_spark.processing import chunk_id_for, chunk_text, count_tokens
+from fmf_spark.processing.synthetic import markdown_doc
+
+
+def test_count_tokens_real_encodings() -> None:
+    # reference values from OpenAI's tiktoken for the same strings
+    assert count_tokens("hello world", "cl100k_base") == 2
+    assert count_tokens("tiktoken is great!", "cl100k_base") == 6
+    assert count_tokens("", "o200k_base") == 0
+    long = "lorem ipsum " * 100_000  # over bpe-openai's per-call limit: counted in pieces
+    # "l"+"orem", then " ipsum", " lorem" ... and the trailing space: as in one call
+    assert count_tokens(long, "o200k_base") == 200_002
+
+
+@pytest.fixture(scope="module")
+def corpus() -> str:
+    rng = random.Random(3)
+    text = markdown_doc(rng, 60_000)
+    table = "| k | v |\n|---|---|\n" + "\n".join(
+        f"| {i} | Ünïcödé välue {i} 😀 |" for i in range(400)
+    )
+    blob = "base64:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo" * 200  # one "word" over budget
+    return f"{text}\n\n## Data\n\n{table}\n\n## Blob\n\n{blob}\n\nThe end."
+
+
+def _check(chunks, text: str, max_tokens: int) -> None:
+    assert [c.chunk_index for c in chunks] == list(range(len(chunks)))
+    for c in chunks:
+        assert c.text == text[c.char_start : c.char_end]
+        assert c.text == c.text.strip() and c.text
+        assert c.token_count == count_tokens(c.text, "o200k_base")
+        assert c.token_count <= max_tokens
+        assert c.chunk_id == chunk_id_for("doc", c.char_start, c.char_end)
+    # nothing lost: every non-space character is in some chunk
+    covered = [False] * len(text)
+    for c in chunks:
+        covered[c.char_start : c.char_end] = [True] * (c.char_end - c.char_start)
+    assert all(covered[i] or text[i].isspace() for i in range(len(text)))
+
+
+@pytest.mark.parametrize("strategy", ["tokens", "markdown", "page"])
+def test_strategies_cover_text_within_budget(corpus: str, strategy: str) -> None:
+    cfg = ChunkingConfig(strategy=strategy, max_tokens=200, overlap_tokens=30)
+    pages = [0, corpus.index("## Data"), corpus.index("## Blob")]
+    chunks = chunk_text("doc", corpus, cfg, page_starts=pages)
+    _check(chunks, corpus, 200)
+    again = chunk_text("doc", corpus, cfg, page_starts=pages)
+    assert [c.chunk_id for c in again] == [c.chunk_id for c in chunks]  # stable across reruns
+    if strategy == "page":
+        assert {c.metadata["page"] for c in chunks} == {"1", "2", "3"}
+        for c in chunks:
+            page = int(c.metadata["page"])
+            lo, hi = pages[page - 1], ([*pages, len(corpus)])[page]
+            assert lo <= c.char_start and c.char_end <= hi
+
+
+def test_tokens_strategy_overlap_is_exact(corpus: str) -> None:
+    cfg = ChunkingConfig(strategy="tokens", max_tokens=100, overlap_tokens=20)
+    chunks = chunk_text("doc", corpus, cfg)
+    for prev, nxt in itertools.pairwise(chunks):
+        assert nxt.char_start < prev.char_end  # windows overlap
+        assert count_tokens(corpus[nxt.char_start : prev.char_end]) in range(18, 23)
+
+
+def test_markdown_strategy_follows_structure() -> None:
+    text = (
+        "# Guide\n\nIntro paragraph.\n\n## Setup\n\n"
+        + "Install the tool. " * 40
+        + "\n\n## Usage\n\nRun it.\n\n### Flags\n\nUse --fast."
+    )
+    cfg = ChunkingConfig(strategy="markdown", max_tokens=120, overlap_tokens=0)
+    chunks = chunk_text("doc", text, cfg)
+    _check(chunks, text, 120)
+    assert [(c.text.split("\n")[0][:17], c.metadata.get("headings")) for c in chunks] == [
+        ("# Guide", "Guide"),  # the Setup section does not fit after it: new chunk
+        ("## Setup", "Guide > Setup"),
+        ("Install the tool.", "Guide > Setup"),  # the rest of Setup, then Usage, which fits
+    ]
+    assert chunks[0].text == "# Guide\n\nIntro paragraph."
+    assert chunks[2].text.endswith(
+        "Install the tool. \n\n## Usage\n\nRun it.\n\n### Flags\n\nUse --fast."
+    )
+    assert not any(c.text.split("\n")[-1].startswith("#") for c in chunks)  # no orphan heading
+
+
+def test_markdown_overlap_starts_at_a_word(corpus: str) -> None:
+    cfg = ChunkingConfig(strategy="markdown", max_tokens=150, overlap_tokens=40)
+    chunks = chunk_text("doc", corpus, cfg)
+    overlapping = [(p, n) for p, n in itertools.pairwise(chunks) if n.char_start < p.char_end]
+    assert len(overlapping) > len(chunks) // 2
+    for prev, nxt in overlapping:
+        assert corpus[nxt.char_start - 1].isspace()
+        assert count_tokens(corpus[nxt.char_start : prev.char_end]) <= 42
+
+
+def test_small_and_empty_documents() -> None:
+    cfg = ChunkingConfig(max_tokens=50)
+    assert chunk_text("d", "", cfg) == []
+    [only] = chunk_text("d", "  just this  ", cfg, base_metadata={"path": "a.md"})
+    assert (only.text, only.char_start, only.char_end, only.token_count) == ("just this", 2, 11, 2)
+    assert only.metadata == {"path": "a.md", "strategy": "markdown", "encoding": "o200k_base"}

@@ -208,6 +208,8 @@ class _Packer:
                 chunks.append((a, b, exact))
             i = j
             carry = self._overlap_start(a, b) if self.overlap and i < n and b > a else None
+            if carry is not None and not a < carry < b:
+                carry = None  # repeating the whole previous chunk (or nothing) is no overlap
         return chunks
 
     def _shrink(self, a: int, b: int) -> int:

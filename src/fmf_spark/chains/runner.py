@@ -323,7 +323,9 @@ def _run(
     chain = plan.chain
     cfg = ensure_simulator(cfg)
     with ctx.stage("process"), StageProgress(spark, "process", emit):
-        process(spark, cfg, chain.inputs.connector, chain.inputs.select, ctx.run_dir)
+        process(
+            spark, cfg, chain.inputs.connector, chain.inputs.select, ctx.run_dir, resolver=resolver
+        )
     docs_path, chunks_path = join_uri(ctx.run_dir, "documents"), join_uri(ctx.run_dir, "chunks")
     outputs_path = join_uri(ctx.run_dir, "outputs")
     ctx.record_output("documents", docs_path)
@@ -391,6 +393,9 @@ def _run(
             )
         record = exported.as_dict()
         ctx.record_export(record)
+        ctx.add_metrics(
+            {"exports": {output.export: {k: v for k, v in record.items() if isinstance(v, int)}}}
+        )
         result.exports.append(record)
 
 
@@ -424,31 +429,16 @@ def _say(emit: Emit | None, line: str) -> None:
 
 
 def _estimate_udf() -> Any:
+    """A pandas UDF: the prompt tokens the provider will charge for ``messages``."""
     from pyspark.sql import functions as F
 
     @F.pandas_udf("long")  # type: ignore[call-overload]
     def estimate(messages: pd.Series) -> pd.Series:
-        try:
-            from fmf_spark.inference.tokens import estimate_prompt_tokens
-        except ImportError:  # inference layer absent: 1 token per 3 characters, rounded up
-            return messages.map(lambda m: -(-len(m or "") // 3))
+        from fmf_spark.inference.tokens import estimate_prompt_tokens
+
         return messages.map(lambda m: estimate_prompt_tokens(m or "[]"))
 
     return estimate
-
-
-def _price_function() -> Callable[[str, int, int, FmfConfig], float | None]:
-    try:
-        from fmf_spark.inference.cost import cost_usd
-    except ImportError:  # inference layer absent: the same formula on the config's prices
-
-        def cost_usd(model: str, prompt: int, completion: int, config: FmfConfig) -> float | None:
-            price = config.inference.prices.get(model)
-            if price is None:
-                return None
-            return prompt / 1000 * price.input_per_1k + completion / 1000 * price.output_per_1k
-
-    return cost_usd
 
 
 def _placeholder_json(schema: dict[str, Any] | None, words: int) -> str | None:
@@ -486,6 +476,7 @@ def dry_run(
     """
     from pyspark.sql import functions as F
 
+    from fmf_spark.inference.cost import cost_usd
     from fmf_spark.inference.runner import request_prefix
     from fmf_spark.prompts.registry import PromptRegistry
 
@@ -509,7 +500,6 @@ def dry_run(
     stand_ins: dict[str, DataFrame] = {}
     persisted: list[DataFrame] = []
     estimate = _estimate_udf()
-    price = _price_function()
     for step in plan.steps:
         summary = _summary(step)
         frame = step_frame(step, documents, chunks, stand_ins.__getitem__)
@@ -547,7 +537,7 @@ def dry_run(
         summary.prompt_tokens = int(agg["p"] or 0) if agg else 0
         summary.completion_tokens = summary.calls * step.max_tokens
         if step.model:
-            cost = price(step.model, summary.prompt_tokens, summary.completion_tokens, cfg)
+            cost = cost_usd(step.model, summary.prompt_tokens, summary.completion_tokens, cfg)
             summary.cost_usd = round(cost or 0.0, 8)
         result.steps.append(summary)
     for frame in persisted:

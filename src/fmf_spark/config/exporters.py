@@ -93,6 +93,9 @@ class SharePointExcelExporterConfig(_ExporterBase):
     workbook_path: str
     sheet: str = "outputs"
     mode: Literal["append", "upsert"] = "upsert"
+    max_retries: int = Field(default=6, ge=0, description="Throttling retries per request.")
+    max_backoff_s: float = Field(default=60.0, gt=0)
+    rows_per_request: int = Field(default=500, gt=0, description="Rows per range PATCH.")
 
 
 class FabricExporterConfig(_ExporterBase):

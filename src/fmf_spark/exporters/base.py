@@ -132,7 +132,14 @@ class Exporter(Protocol):
 ExporterFactory = Callable[[str, "ExporterConfig", "SecretResolver | None"], Exporter]
 
 #: modules under fmf_spark.exporters that register a sink type when imported
-BUILTIN_MODULES: tuple[str, ...] = ("delta", "fabric", "s3", "dynamodb", "redshift")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "delta",
+    "fabric",
+    "s3",
+    "dynamodb",
+    "redshift",
+    "sharepoint_excel",
+)
 
 _REGISTRY: dict[str, ExporterFactory] = {}
 _REGISTRY_LOCK = threading.Lock()

@@ -273,8 +273,11 @@ class QuotaBroker:
     _shared: QuotaBroker | None = None
     _shared_lock = threading.Lock()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.token = secrets.token_urlsafe(24)
+        self._clock = clock
         self._buckets: dict[str, QuotaBucket] = {}
         self._lock = threading.Lock()
         handler = type("_BoundBrokerHandler", (_BrokerHandler,), {"broker": self})
@@ -300,7 +303,7 @@ class QuotaBroker:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None or bucket.spec != spec:
-                bucket = QuotaBucket(spec)
+                bucket = QuotaBucket(spec, self._clock)
                 self._buckets[key] = bucket
             return bucket
 

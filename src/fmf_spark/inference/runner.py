@@ -12,8 +12,9 @@ The flow of :func:`infer`:
    called by ``mapInPandas``: per task one client, one thread pool of ``concurrency``
    threads, and the job-wide limiter (see :mod:`fmf_spark.inference.limiter`: one quota
    broker on the driver schedules every task on every executor).
-3. The answers are materialised once (``localCheckpoint``), so later actions on the
-   result never call the model again, then joined back to every input row.
+3. The answers are joined back to every input row and the result is materialised once
+   (``localCheckpoint``), so later actions on it never call the model again and a
+   rewrite of the cache table does not change it.
 
 Every input row gives exactly one output row (:data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`);
 a failed call is a row with ``status='error'`` and an ``error`` struct. A quota that will
@@ -428,8 +429,7 @@ def infer(
         task.limiter,
     )
     started = time.monotonic()
-    results = todo.repartition(tasks).mapInPandas(task, RESULT_DDL).localCheckpoint(eager=True)
-    log.info("inference step %s: calls done in %.1fs", step.step, time.monotonic() - started)
+    results = todo.repartition(tasks).mapInPandas(task, RESULT_DDL)
     if cached is not None:
         results = results.unionByName(cached.withColumn("attempts", F.lit(0)))
 
@@ -463,10 +463,19 @@ def infer(
         .otherwise(F.col("error"))
         .alias("error"),
     )
-    exhausted = results.where(F.col("error.code") == QuotaExhausted.code).limit(1).collect()
+    # Materialise once: the calls happen here, and later actions (or a rewrite of the
+    # cache table) never change or recompute the answers.
+    out = out.localCheckpoint(eager=True)
+    log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    exhausted = (
+        out.where(F.col("error.code") == QuotaExhausted.code)
+        .orderBy(F.col("attempts").desc())  # the provider's own message, not "not called"
+        .limit(1)
+        .collect()
+    )
     if exhausted:
         reason = exhausted[0]["error"]["message"]
-        counts = {r["status"]: r["count"] for r in results.groupBy("status").count().collect()}
+        counts = {r["status"]: r["count"] for r in out.groupBy("status").count().collect()}
         exc = QuotaExhausted(
             f"provider '{runtime.name}' ({model}) has no quota left: {reason}. "
             f"{counts.get(STATUS_OK, 0)} requests succeeded, {counts.get(STATUS_ERROR, 0)} did not.",

@@ -12,7 +12,10 @@ log = get_logger(__name__)
 
 
 def record_export(input_path: str, result: ExportResult) -> None:
-    """Merge ``result`` into ``<run dir>/run.yaml`` under ``exports.<sink>`` and log metrics.
+    """Record ``result`` in ``<run dir>/run.yaml`` (``exports`` list) and log metrics.
+
+    ``exports`` holds one ``ExportResult.as_dict()`` per sink, as the RunContext of a
+    chain run writes it; exporting the same sink again replaces its entry.
 
     ``run.yaml`` is updated only when the run folder is a local (or mounted) path; for
     ``s3://`` runs the chain runner's RunContext writes it. MLflow metrics go to the
@@ -31,7 +34,13 @@ def _merge_run_yaml(path: str, result: ExportResult) -> None:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
-    data.setdefault("exports", {})[result.sink] = result.as_dict()
+    exports = [
+        e
+        for e in (data.get("exports") or [])
+        if not (isinstance(e, dict) and e.get("sink") == result.sink)
+    ]
+    exports.append(result.as_dict())
+    data["exports"] = exports
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         yaml.safe_dump(data, f, sort_keys=False)

@@ -1,0 +1,159 @@
+"""Registry, config, results, the Redshift staging path and the ``fmf export`` command."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from pydantic import SecretStr, ValidationError
+
+from fmf_spark.config.exporters import DeltaExporterConfig, RedshiftExporterConfig
+from fmf_spark.errors import ConfigError
+from fmf_spark.exporters import ExportResult, build_exporter, register_exporter, registered_types
+from fmf_spark.exporters.base import BatchContext, BatchResult
+from fmf_spark.exporters.cli import run_id_from_input
+from fmf_spark.exporters.frames import flatten_structs
+from fmf_spark.exporters.redshift import SqlMergeExporter
+from fmf_spark.schemas import OUTPUTS_SCHEMA
+from tests.exporters.conftest import N_ROWS, output_row
+
+
+def test_every_sink_type_is_registered_and_names_are_unique():
+    assert registered_types() == [
+        "delta",
+        "dynamodb",
+        "fabric",
+        "postgres",
+        "redshift",
+        "s3",
+        "sharepoint_excel",
+    ]
+    with pytest.raises(ValueError, match="already registered"):
+        register_exporter("delta", lambda name, cfg, resolver: None)  # type: ignore[arg-type,return-value]
+
+
+def test_config_rejects_ambiguous_delta_targets_and_redshift_without_staging():
+    with pytest.raises(ValidationError, match="exactly one of path or table"):
+        DeltaExporterConfig(path="/a", table="t")
+    cfg = RedshiftExporterConfig(host="h", database="d", user="u", table="t")
+    with pytest.raises(ConfigError, match="staging_bucket and iam_role"):
+        build_exporter("rs", cfg)
+
+
+def test_export_result_sums_batches_for_run_yaml():
+    result = ExportResult(sink="s")
+    result.add(BatchResult(written=3, updated=1, retries=2))
+    result.add(BatchResult(skipped=True))
+    assert result.as_dict() == {
+        "sink": "s",
+        "rows_written": 3,
+        "rows_updated": 1,
+        "rows_failed": 0,
+        "batches": 2,
+        "batches_skipped": 1,
+        "retries": 2,
+        "errors_path": None,
+    }
+
+
+def test_redshift_stages_parquet_on_s3_and_builds_copy_and_merge(spark, moto_endpoint):
+    """The Redshift half that can run here: the Parquet stage on S3 (moto) and the SQL.
+
+    The COPY ... FORMAT AS PARQUET and the transaction itself need a real Redshift; the
+    same transaction code runs against PostgreSQL in test_postgres.py.
+    """
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = f"stage-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    cfg = RedshiftExporterConfig(
+        host="cluster.example.redshift.amazonaws.com",
+        database="dev",
+        user="fmf",
+        table="outputs",
+        staging_bucket=bucket,
+        staging_endpoint_url=moto_endpoint,
+        iam_role="arn:aws:iam::123456789012:role/redshift-copy",
+        key_fields=["request_id"],
+    )
+    exporter = SqlMergeExporter("rs", cfg, SecretStr("pw-not-used-here"))
+    rows = [output_row(i) for i in range(6)]
+    flat = flatten_structs(spark.createDataFrame(rows, OUTPUTS_SCHEMA).repartition(2))
+    ctx = BatchContext(run_id="r1", batch_id=3, stream_id="q1")
+
+    uri = exporter._stage_to_s3(flat, ctx)
+    assert uri == f"s3://{bucket}/fmf-stage/r1/rs/q1/batch-00003/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    staged = []
+    for key in keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        table = pq.read_table(io.BytesIO(body))
+        assert table.column_names == flat.columns  # COPY maps Parquet columns by position
+        staged.extend(table.to_pylist())
+    assert sorted(r["request_id"] for r in staged) == sorted(r[0] for r in rows)
+
+    copy = exporter.copy_from_s3_sql("fmf_stage_3", uri).as_string(None)
+    assert copy == (
+        f"COPY \"fmf_stage_3\" FROM '{uri}' "
+        "IAM_ROLE 'arn:aws:iam::123456789012:role/redshift-copy' FORMAT AS PARQUET"
+    )
+    merge = exporter.merge_sql("fmf_stage_3", ["request_id", "model"]).as_string(None)
+    assert merge == (
+        'MERGE INTO "public"."outputs" AS t USING "fmf_stage_3" AS s '
+        'ON t."request_id" = s."request_id" '
+        'WHEN MATCHED THEN UPDATE SET "model" = s."model" '
+        'WHEN NOT MATCHED THEN INSERT ("request_id", "model") VALUES (s."request_id", s."model")'
+    )
+    exporter._drop_staged(uri)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_fmf_export_command_exports_a_run_and_records_it_in_run_yaml(
+    spark, tmp_path, make_outputs, expected_rows, monkeypatch
+):
+    from pyspark.testing import assertDataFrameEqual
+
+    from fmf_spark.cli import main
+
+    inp = make_outputs(run_id="run9", files=1)
+    run_dir = tmp_path / "artefacts" / "run9"
+    (run_dir / "run.yaml").write_text(yaml.safe_dump({"run_id": "run9", "exports": []}))
+    target = tmp_path / "exported"
+    conf = tmp_path / "fmf.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "observability": {"mlflow": {"enabled": False}},
+                "exporters": {"lake": {"type": "delta", "path": str(target)}},
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run_id_from_input("artefacts/run9/outputs/") == "run9"
+    code = main(["export", "--config", str(conf), "--sink", "lake", "--input", inp])
+    assert code == 0
+    assertDataFrameEqual(
+        spark.read.format("delta").load(str(target)),
+        spark.createDataFrame(expected_rows, OUTPUTS_SCHEMA),
+    )
+    record = yaml.safe_load((run_dir / "run.yaml").read_text())
+    assert [(e["sink"], e["rows_written"], e["batches"]) for e in record["exports"]] == [
+        ("lake", N_ROWS, 1)
+    ]
+    # a second export of the same run: nothing new; its entry is replaced, not added
+    assert main(["export", "--config", str(conf), "--sink", "lake", "--input", inp]) == 0
+    record = yaml.safe_load((run_dir / "run.yaml").read_text())
+    assert [(e["sink"], e["rows_written"]) for e in record["exports"]] == [("lake", 0)]
+
+
+def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
+    from fmf_spark.cli import main
+
+    conf = tmp_path / "fmf.yaml"
+    conf.write_text(yaml.safe_dump({"exporters": {}}))
+    code = main(["export", "--config", str(conf), "--sink", "nope", "--input", "x/outputs"])
+    assert code == 2
+    assert "no exporter named 'nope'" in capsys.readouterr().err

@@ -157,3 +157,29 @@ def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
     code = main(["export", "--config", str(conf), "--sink", "nope", "--input", "x/outputs"])
     assert code == 2
     assert "no exporter named 'nope'" in capsys.readouterr().err
+
+
+def test_record_export_logs_counts_on_the_runs_mlflow_run(tmp_path):
+    from mlflow import MlflowClient
+
+    from fmf_spark.config.models import FmfConfig
+    from fmf_spark.exporters.report import record_export
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("fmf_test", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(exp).info.run_id
+    run_dir = tmp_path / "artefacts" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.yaml").write_text(
+        yaml.safe_dump({"run_id": "r1", "mlflow": {"run_id": run_id}, "exports": []})
+    )
+    cfg = FmfConfig.model_validate({"observability": {"mlflow": {"tracking_uri": uri}}})
+    result = ExportResult(sink="lake", rows_written=7, rows_updated=2, batches=1)
+    record_export(str(run_dir / "outputs"), result, cfg)
+
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["exports.lake.rows_written"] == 7
+    assert metrics["exports.lake.rows_updated"] == 2
+    record = yaml.safe_load((run_dir / "run.yaml").read_text())
+    assert record["exports"] == [result.as_dict()]

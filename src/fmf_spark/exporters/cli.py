@@ -51,7 +51,7 @@ def _export(args: argparse.Namespace, ctx: CliContext) -> int:
     result = export_table(
         spark, cfg, args.sink, args.input, run_id=run_id, checkpoint_root=args.checkpoint_root
     )
-    record_export(args.input, result)
+    record_export(args.input, result, cfg)
     ctx.print(
         f"exported run {run_id} to {args.sink}: {result.rows_written} written "
         f"({result.rows_updated} updated), {result.rows_failed} failed, "

@@ -1,33 +1,43 @@
-"""Report an export's counts into ``run.yaml`` and the active MLflow run."""
+"""Record a standalone export (``fmf export``) in the run's ``run.yaml`` and MLflow run.
+
+A chain run records its exports itself (``RunContext.record_export``); this module is
+for exporting an *existing* run later: the result replaces the sink's entry in the
+``exports`` list of ``run.yaml``, and its counts are logged as ``exports.<sink>.<count>``
+metrics on the MLflow run named in ``run.yaml`` (``mlflow.run_id``), when there is one.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from fmf_spark.exporters.base import ExportResult
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.redaction import redact
+
+if TYPE_CHECKING:
+    from fmf_spark.config.models import FmfConfig
 
 log = get_logger(__name__)
 
 
-def record_export(input_path: str, result: ExportResult) -> None:
-    """Record ``result`` in ``<run dir>/run.yaml`` (``exports`` list) and log metrics.
+def record_export(input_path: str, result: ExportResult, config: FmfConfig | None = None) -> None:
+    """Record ``result`` in ``<run dir>/run.yaml`` and on the run's MLflow run.
 
-    ``exports`` holds one ``ExportResult.as_dict()`` per sink, as the RunContext of a
-    chain run writes it; exporting the same sink again replaces its entry.
-
-    ``run.yaml`` is updated only when the run folder is a local (or mounted) path; for
-    ``s3://`` runs the chain runner's RunContext writes it. MLflow metrics go to the
-    active run when mlflow is installed and a run is active (``export.<sink>.<count>``).
+    ``run.yaml`` is updated only when the run folder is a local (or mounted) path.
+    Failures to record are logged, never raised: the export itself succeeded.
     """
     run_dir = os.path.dirname(input_path.rstrip("/")) or "."
-    if "://" not in run_dir and os.path.isdir(run_dir):
-        _merge_run_yaml(os.path.join(run_dir, "run.yaml"), result)
-    _log_mlflow(result)
+    if "://" in run_dir or not os.path.isdir(run_dir):
+        return
+    data = _merge_run_yaml(os.path.join(run_dir, "run.yaml"), result)
+    mlflow_run = (data.get("mlflow") or {}).get("run_id") if isinstance(data, dict) else None
+    if config is not None and mlflow_run and config.observability.mlflow.enabled:
+        _log_mlflow(config, str(mlflow_run), result)
 
 
-def _merge_run_yaml(path: str, result: ExportResult) -> None:
+def _merge_run_yaml(path: str, result: ExportResult) -> dict[str, Any]:
     import yaml
 
     data: dict[str, Any] = {}
@@ -45,14 +55,24 @@ def _merge_run_yaml(path: str, result: ExportResult) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         yaml.safe_dump(data, f, sort_keys=False)
     os.replace(tmp, path)
+    return data
 
 
-def _log_mlflow(result: ExportResult) -> None:
+def _log_mlflow(config: FmfConfig, run_id: str, result: ExportResult) -> None:
     try:
-        import mlflow
-    except ImportError:
-        return
-    if mlflow.active_run() is None:
-        return
-    counts = {k: v for k, v in result.as_dict().items() if isinstance(v, int)}
-    mlflow.log_metrics({f"export.{result.sink}.{k}": float(v) for k, v in counts.items()})
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        from fmf_spark.observability.mlflow_run import tracking_uri
+
+        client = MlflowClient(tracking_uri=tracking_uri(config))
+        now = int(time.time() * 1000)
+        counts = {k: v for k, v in result.as_dict().items() if isinstance(v, int)}
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(f"exports.{result.sink}.{k}", float(v), now, 0) for k, v in counts.items()
+            ],
+        )
+    except Exception as exc:  # recording must never fail an export that succeeded
+        log.warning("export metrics not logged to MLflow run %s: %s", run_id, redact(str(exc)))

@@ -109,3 +109,23 @@ def test_small_and_empty_documents() -> None:
     [only] = chunk_text("d", "  just this  ", cfg, base_metadata={"path": "a.md"})
     assert (only.text, only.char_start, only.char_end, only.token_count) == ("just this", 2, 11, 2)
     assert only.metadata == {"path": "a.md", "strategy": "markdown", "encoding": "o200k_base"}
+
+
+def test_token_counts_exact_on_adversarial_text() -> None:
+    """Counts reuse the document's tokenisation between safe cuts: check it on odd text."""
+    pieces = [
+        "don't", "l'été", "U.S.A.", "3.14159", "東京都", "emoji😀", "  double  spaces", "\t",
+        "CamelCaseWord", "ÄÖÜäöü", "https://x.example/a?b=c", "snake_case", "(parens)", "--flag",
+        "'quoted'", "1,000,000", "ﬁligature", "e\u0301", "ALLCAPS", "x", "\n", "\n\n", "- item",
+        "## Heading", "| a | b |", "Ωμέγα", "привет", "a.b.c", "...", "!!!", "$100", "#tag",
+    ]  # fmt: skip
+    rng = random.Random(5)
+    for trial in range(30):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(200, 1500)))
+        for strategy in ("markdown", "tokens"):
+            cfg = ChunkingConfig(
+                strategy=strategy, max_tokens=rng.choice([16, 40, 100]), overlap_tokens=5
+            )
+            for c in chunk_text(f"d{trial}", text, cfg):
+                assert c.token_count == count_tokens(c.text), (trial, strategy, c.text)
+                assert c.token_count <= cfg.max_tokens

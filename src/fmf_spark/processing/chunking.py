@@ -112,11 +112,35 @@ class _Packer:
         i = bisect.bisect_left(self.starts, pos)
         return i < len(self.starts) and self.starts[i] == pos
 
-    def exact(self, a: int, b: int) -> int:
+    def _safe(self, pos: int) -> bool:
+        """Whether BPE pre-tokenisation restarts at ``pos`` whatever precedes it.
+
+        True for a token start that is a single space between a non-space and a letter
+        (`` word``): in the OpenAI patterns no piece runs from a non-space into a
+        space, and the space always leads the letters after it. So tokenising a slice
+        that starts or ends at ``pos`` gives the same pieces as the whole document.
+        """
         text = self.text
-        x = text.find("\n", a, b) + 1
-        y = text.rfind("\n", a, b) + 1
-        if 0 < x < y < b and self._is_boundary(x) and self._is_boundary(y):
+        return (
+            0 < pos < len(text) - 1
+            and text[pos] == " "
+            and text[pos + 1].isalpha()
+            and not text[pos - 1].isspace()
+            and self._is_boundary(pos)
+        )
+
+    def exact(self, a: int, b: int) -> int:
+        """The token count of ``text[a:b]`` on its own, recounting only its edges."""
+        text = self.text
+        x = text.find(" ", a + 1, b)
+        tries = 0
+        while x != -1 and not self._safe(x) and tries < 8:
+            x, tries = text.find(" ", x + 1, b), tries + 1
+        y = text.rfind(" ", a, b - 1)
+        tries = 0
+        while y != -1 and not self._safe(y) and tries < 8:
+            y, tries = text.rfind(" ", a, y), tries + 1
+        if x != -1 and y != -1 and x < y and self._safe(x) and self._safe(y):
             return self.count(text[a:x]) + self._tokens_in(x, y) + self.count(text[y:b])
         return self.count(text[a:b])
 

@@ -1,0 +1,273 @@
+"""Processing benchmarks: one command, prints the figures and the ratios to the baselines.
+
+    python benchmarks/processing.py                  # 1 and 2 at full size (200 MB corpus)
+    python benchmarks/processing.py --size-mb 50     # smaller, for a busy machine
+    python benchmarks/processing.py --big-mb 1024    # also 3: 1 GB with 1g driver/executor
+
+1. Parse + chunk a generated mixed corpus (md, txt, html, csv, xlsx, pdf) through Spark
+   (``local[2]``: connector -> parse_documents -> chunk_documents -> noop sink) vs. the
+   same pure functions in a plain Python loop (one process). Target: Spark >= 0.8x.
+2. Our markdown chunker vs. langchain-text-splitters' RecursiveCharacterTextSplitter on
+   the same markdown, same budget (512 tokens) and overlap (64), both measuring length
+   in o200k_base tokens. Target: >= 3x MB/s, every chunk within the budget.
+3. The Spark path on a ~1 GB corpus with ``spark.driver.memory=1g`` and
+   ``spark.executor.memory=1g`` in a fresh process: completes; peak RSS of the process
+   tree (JVM + Python workers) printed.
+
+Corpora are generated once under ``--workdir`` and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from fmf_spark.config.models import FmfConfig  # noqa: E402
+from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig  # noqa: E402
+from fmf_spark.processing import chunk_text, parse_file  # noqa: E402
+from fmf_spark.processing.synthetic import write_corpus  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def corpus(workdir: Path, size_mb: int) -> Path:
+    root = workdir / f"corpus-{size_mb}mb"
+    marker = root / ".complete"
+    if not marker.exists():
+        print(f"generating a {size_mb} MB mixed corpus in {root} ...", flush=True)
+        counts = write_corpus(str(root), size_mb * MB)
+        marker.write_text(json.dumps(counts))
+    return root
+
+
+def corpus_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name[0] != ".")
+
+
+def plain_loop(root: Path, cfg: ProcessingConfig) -> tuple[float, int, int]:
+    """Read, parse and chunk every file in one Python process; (seconds, docs, chunks)."""
+    start = time.perf_counter()
+    docs = chunks = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        rel = path.relative_to(root).as_posix()
+        doc = parse_file(path.read_bytes(), rel, cfg)
+        docs += 1
+        if doc.status == "ok" and doc.text:
+            starts = doc.metadata.get("page_starts")
+            page_starts = [int(s) for s in starts.split(",")] if starts else None
+            chunks += len(chunk_text(doc.doc_id, doc.text, cfg.chunking, page_starts))
+    return time.perf_counter() - start, docs, chunks
+
+
+def _config(root: Path, master: str, conf: dict[str, str] | None = None) -> FmfConfig:
+    return FmfConfig.model_validate(
+        {
+            "spark": {"master": master, "shuffle_partitions": 4, "conf": conf or {}},
+            "connectors": {"bench": {"type": "local", "root": str(root), "exclude": ["**/.*"]}},
+        }
+    )
+
+
+def spark_path(root: Path, master: str = "local[2]", conf: dict[str, str] | None = None) -> dict:
+    """The Spark pipeline to a noop sink; returns seconds and counts."""
+    from pyspark.sql import functions as F
+
+    from fmf_spark.connectors import get_connector
+    from fmf_spark.processing import chunk_documents, parse_documents
+    from fmf_spark.spark import get_spark
+
+    cfg = _config(root, master, conf)
+    spark = get_spark(cfg)
+    spark.sparkContext.setLogLevel("ERROR")
+    # warm-up: start the Python workers and load the tokenizer outside the timing
+    warm = get_connector("bench", cfg).to_dataframe(spark, "part00/doc00000[1-4].*")
+    chunk_documents(parse_documents(warm, cfg.processing), cfg.processing.chunking).count()
+
+    start = time.perf_counter()
+    files = get_connector("bench", cfg).to_dataframe(spark)
+    docs = parse_documents(files, cfg.processing)
+    # documents are cached so one pass parses, and both sinks see the same rows
+    docs = docs.persist()
+    n_docs = docs.count()
+    chunks = chunk_documents(docs, cfg.processing.chunking)
+    n_chunks = chunks.agg(F.count("*")).first()[0]  # type: ignore[index]
+    seconds = time.perf_counter() - start
+    docs.unpersist()
+    return {"seconds": seconds, "documents": n_docs, "chunks": n_chunks}
+
+
+def bench_spark_vs_loop(workdir: Path, size_mb: int) -> None:
+    root = corpus(workdir, size_mb)
+    size = corpus_bytes(root)
+    cfg = ProcessingConfig()
+    print(f"\n[1] parse + chunk, {size / MB:.0f} MB, {sum(1 for _ in root.rglob('*.*'))} files")
+    loop_s, loop_docs, loop_chunks = plain_loop(root, cfg)
+    loop_rate = size / MB / loop_s
+    print(
+        f"    plain Python loop : {loop_s:7.1f} s  {loop_rate:6.2f} MB/s  {loop_docs} docs {loop_chunks} chunks"
+    )
+    result = spark_path(root)
+    spark_rate = size / MB / result["seconds"]
+    print(
+        f"    Spark local[2]    : {result['seconds']:7.1f} s  {spark_rate:6.2f} MB/s  "
+        f"{result['documents']} docs {result['chunks']} chunks"
+    )
+    ratio = spark_rate / loop_rate
+    print(
+        f"    ratio Spark/loop  : {ratio:.2f}x  (target >= 0.8x: {'PASS' if ratio >= 0.8 else 'FAIL'})"
+    )
+    if result["chunks"] != loop_chunks or result["documents"] != loop_docs:
+        print("    WARNING: Spark and the loop disagree on counts")
+
+
+def bench_chunker(workdir: Path, mb: int) -> None:
+    import random
+
+    import bpe_openai
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from fmf_spark.processing.synthetic import markdown_doc
+    from fmf_spark.processing.tokens import count_tokens
+
+    rng = random.Random(11)
+    docs = [markdown_doc(rng, 200_000) for _ in range(max(1, mb * MB // 200_000))]
+    size = sum(len(d.encode()) for d in docs)
+    cfg = ChunkingConfig(strategy="markdown", max_tokens=512, overlap_tokens=64)
+    enc = bpe_openai.get_encoding("o200k_base")
+    chunk_text("warm", "warm up", cfg)
+
+    start = time.perf_counter()
+    ours = [c for i, d in enumerate(docs) for c in chunk_text(str(i), d, cfg)]
+    ours_s = time.perf_counter() - start
+
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=512, chunk_overlap=64, length_function=lambda t: len(enc.encode(t))
+    )
+    start = time.perf_counter()
+    theirs = [c for d in docs for c in splitter.split_text(d)]
+    theirs_s = time.perf_counter() - start
+
+    ours_max = max(c.token_count for c in ours)
+    ours_exact = all(c.token_count == count_tokens(c.text) for c in ours)
+    theirs_sizes = [count_tokens(c) for c in theirs]
+    ours_rate, theirs_rate = size / MB / ours_s, size / MB / theirs_s
+    print(
+        f"\n[2] chunker vs RecursiveCharacterTextSplitter, {size / MB:.1f} MB markdown, 512/64 tokens"
+    )
+    print(
+        f"    fmf markdown chunker : {ours_rate:6.2f} MB/s  {len(ours)} chunks, max {ours_max} tokens, "
+        f"counts exact: {ours_exact}"
+    )
+    print(
+        f"    langchain splitter   : {theirs_rate:6.2f} MB/s  {len(theirs)} chunks, max {max(theirs_sizes)} tokens, "
+        f"{sum(s > 512 for s in theirs_sizes)} over budget"
+    )
+    ratio = ours_rate / theirs_rate
+    print(
+        f"    ratio                : {ratio:.2f}x  (target >= 3x: {'PASS' if ratio >= 3 and ours_max <= 512 else 'FAIL'})"
+    )
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def bench_big(workdir: Path, size_mb: int) -> None:
+    root = corpus(workdir, size_mb)
+    size = corpus_bytes(root)
+    print(f"\n[3] {size / MB:.0f} MB corpus, spark.driver.memory=1g, spark.executor.memory=1g")
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--_big-child", str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        print(f"    FAILED (exit {proc.returncode}); peak RSS {peak / MB:.0f} MB")
+        return
+    result = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"    completed: {result['documents']} docs, {result['chunks']} chunks in {result['seconds']:.0f} s "
+        f"({size / MB / result['seconds']:.2f} MB/s); peak RSS of the process tree {peak / MB:.0f} MB"
+    )
+
+
+def _big_child(root: str) -> None:
+    conf = {"spark.driver.memory": "1g", "spark.executor.memory": "1g"}
+    result = spark_path(Path(root), "local[2]", conf)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=200, help="corpus size for benchmark 1")
+    parser.add_argument("--chunker-mb", type=int, default=20, help="markdown size for benchmark 2")
+    parser.add_argument("--big-mb", type=int, default=0, help="run benchmark 3 at this size (1024)")
+    parser.add_argument("--only", choices=["1", "2", "3"], help="run one benchmark")
+    parser.add_argument("--workdir", default=os.environ.get("FMF_BENCH_DIR", "/tmp/fmf-bench"))
+    parser.add_argument("--_big-child", dest="big_child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if args.big_child:
+        _big_child(args.big_child)
+        return
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "2"):
+        bench_chunker(workdir, args.chunker_mb)
+    if args.only in (None, "1"):
+        bench_spark_vs_loop(workdir, args.size_mb)
+    if args.only == "3" or (args.only is None and args.big_mb):
+        bench_big(workdir, args.big_mb or 1024)
+
+
+if __name__ == "__main__":
+    main()

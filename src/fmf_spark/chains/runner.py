@@ -420,9 +420,11 @@ def _save_step(rows: DataFrame, step_id: str, outputs_path: str, cache_path: str
 
 
 def _say(emit: Emit | None, line: str) -> None:
-    log.info(line)
+    # the terminal gets the line once: from emit when there is one, else from the log
     if emit is not None:
         emit(line)
+    else:
+        log.info(line)
 
 
 # --- dry run ------------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""``fmf run --chain`` through the real entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from fmf_spark.cli import main
+from tests.chains.helpers import ROOT
+
+
+def fmf(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([*args, "--config", str(ROOT / "conf" / "fmf.yaml"), "--profile", "local"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_invalid_chain_fails_before_spark_with_every_problem(tmp_path: Path, capsys) -> None:
+    chain = yaml.safe_load((ROOT / "chains" / "sample.yaml").read_text())
+    chain["steps"][1]["inputs"]["summaries"] = "${steps.summarize.output_json.summry}"
+    chain["steps"][2]["prompt"] = "corpus_digest#9"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(chain))
+    code, out, err = fmf(capsys, "run", "--chain", str(path), "--dry-run")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: chain.invalid: chain {path} is invalid:")
+    assert "has no field 'summry' at the top level (fields: summary, topics)" in err
+    assert "prompt 'corpus_digest' has no version '9'" in err
+
+
+def test_dry_run_prints_the_plan(spark, tmp_path: Path, capsys) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nAlpha text.\n")
+    (docs / "b.md").write_text("# B\n\nBeta text.\n")
+    code, out, _ = fmf(
+        capsys,
+        "run",
+        "--chain",
+        str(ROOT / "chains" / "sample.yaml"),
+        "--dry-run",
+        "--set",
+        f"connectors.samples.root={docs}",
+        "--set",
+        f"prompts.dir={ROOT / 'prompts'}",
+        "--artefacts",
+        str(tmp_path / "artefacts"),
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:3] == [
+        "chain sample: 3 steps, validated",
+        "DRY RUN (no model calls; tokens and cost are estimates): chain sample",
+        "documents: 2 (0 failed)   chunks: 2",
+    ]
+    table = [line.split() for line in lines[4:]]
+    assert [row[:7] for row in table] == [
+        ["step", "scope", "prompt", "rows", "calls", "cached", "failed"],
+        ["---------", "--------", "-----------------", "----", "-----", "------", "------"],
+        ["summarize", "chunk", "summarize_chunk#1", "2", "2", "0", "0"],
+        ["brief", "document", "doc_brief#1", "2", "2", "0", "0"],
+        ["digest", "all", "corpus_digest#1", "1", "1", "0", "0"],
+        ["total", "5", "5", "0", "0", table[-1][5], table[-1][6]],
+    ]
+    assert not (tmp_path / "artefacts").exists()  # a dry run writes nothing

@@ -2,7 +2,7 @@
 
 Tracking URI: ``observability.mlflow.tracking_uri`` when set (``databricks`` on
 Databricks), else ``MLFLOW_TRACKING_URI``, else a SQLite store in the working folder,
-``sqlite:///<cwd>/mlflow.db`` with artefacts in ``<cwd>/mlartifacts``: no server, and
+``sqlite:///<cwd>/mlflow.db`` with artefacts in ``<cwd>/mlruns/<experiment>``: no server, and
 ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs. (MLflow 3 keeps its
 ``./mlruns`` file store in maintenance mode and refuses it by default, hence SQLite.)
 
@@ -43,7 +43,7 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     # whichever process created the experiment first
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
-        return (db.parent / "mlartifacts" / experiment.strip("/").replace("/", "_")).as_uri()
+        return (db.parent / "mlruns" / experiment.strip("/").replace("/", "_")).as_uri()
     return None
 
 

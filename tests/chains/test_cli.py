@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fmf_spark.cli import main
@@ -64,3 +65,31 @@ def test_dry_run_prints_the_plan(spark, tmp_path: Path, capsys) -> None:
         ["total", "5", "5", "0", "0", table[-1][5], table[-1][6]],
     ]
     assert not (tmp_path / "artefacts").exists()  # a dry run writes nothing
+
+
+def test_a_failed_run_still_writes_its_record(spark, tmp_path: Path) -> None:
+    from fmf_spark.chains.model import load_chain
+    from fmf_spark.chains.runner import run_chain
+    from fmf_spark.config import load_config
+    from fmf_spark.errors import FmfError
+
+    cfg = load_config(
+        ROOT / "conf" / "fmf.yaml",
+        profile="local",
+        environ={},
+        overrides=[
+            f"connectors.samples.root={tmp_path / 'missing'}",
+            f"artefacts.root={tmp_path / 'artefacts'}",
+            f"prompts.dir={ROOT / 'prompts'}",
+            "observability.mlflow.enabled=false",
+        ],
+    )
+    with pytest.raises(FmfError) as err:
+        run_chain(spark, load_chain(ROOT / "chains" / "sample.yaml"), cfg)
+    [run_yaml] = (tmp_path / "artefacts").glob("*/run.yaml")
+    record = yaml.safe_load(run_yaml.read_text())
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == err.value.code
+    assert record["error"]["message"] == err.value.message
+    assert [p["id"] for p in record["prompts"]] == ["summarize_chunk", "doc_brief", "corpus_digest"]
+    assert set(record["timings_s"]) == {"process"}

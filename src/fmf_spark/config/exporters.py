@@ -55,7 +55,9 @@ class RedshiftExporterConfig(_ExporterBase):
 
     type: Literal["redshift", "postgres"] = "redshift"
     host: str
-    port: int = 5439
+    port: int | None = Field(
+        default=None, description="Default 5439 (Redshift), 5432 (PostgreSQL)."
+    )
     database: str
     user: str
     password: SecretRef | None = None
@@ -69,6 +71,12 @@ class RedshiftExporterConfig(_ExporterBase):
     max_conflict_retries: int = Field(default=3, ge=0)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     connect_timeout_s: int = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _default_port(self) -> RedshiftExporterConfig:
+        if self.port is None:
+            self.port = 5432 if self.type == "postgres" else 5439
+        return self
 
 
 class DynamoDBExporterConfig(_ExporterBase):

@@ -52,6 +52,7 @@ from fmf_spark.inference.limiter import (
     UnlimitedLimiter,
 )
 from fmf_spark.inference.providers import ProviderRuntime, provider_config
+from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.redaction import redact
 
@@ -273,6 +274,7 @@ class _Task:
         import pandas as pd
 
         self.runtime.register_secrets()
+        count_tokens("warm up")  # load the tokenizer before the first reserved slot
         limiter = make_limiter(self.limiter)
         client = RetryingClient(
             self.runtime.adapter(pool=self.concurrency),

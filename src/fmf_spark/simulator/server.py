@@ -172,6 +172,7 @@ class SimulatorServer:
         """Start serving on a daemon thread; return the base URL (``http://host:port``)."""
         if self._httpd is not None:
             return self.url
+        count_tokens("warm up")  # load the tokenizer now, not inside the first answer
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
         httpd = ThreadingHTTPServer((self.settings.host, self.settings.port), handler)
         httpd.daemon_threads = True
@@ -600,6 +601,9 @@ def _text(content: Any) -> str:
 class _Handler(BaseHTTPRequestHandler):
     sim: SimulatorServer
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: without this, Nagle + delayed ACK
+    # add ~40 ms to every answer
+    disable_nagle_algorithm = True
     server_version = "fmf-simulator/1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benchmarks

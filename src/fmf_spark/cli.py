@@ -34,6 +34,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fmf_spark.exporters.cli",
     "fmf_spark.prompts.cli",
     "fmf_spark.chains.cli",
+    "fmf_spark.inference.cli",
+    "fmf_spark.simulator.cli",
 )
 
 Handler = Callable[[argparse.Namespace, "CliContext"], int | None]

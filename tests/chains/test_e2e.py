@@ -59,20 +59,25 @@ def e2e(spark, tmp_path_factory):
     registry = PromptRegistry(ROOT / "prompts")
     planned = dry_run(spark, chain, cfg, registry=registry)
     result = run_chain(spark, chain, cfg, registry=registry)
-    return cfg, planned, result
+    # with every answer now in the request cache, a rerun would call nothing
+    replanned = dry_run(spark, chain, cfg, registry=registry)
+    return cfg, planned, result, replanned
 
 
 def test_dry_run_predicts_the_real_calls(e2e) -> None:
-    _, planned, result = e2e
+    _, planned, result, replanned = e2e
     assert [(s.id, s.calls) for s in planned.steps] == [(s.id, s.calls) for s in result.steps]
     assert (planned.documents, planned.chunks) == (result.documents, result.chunks)
     # one call per chunk, one per document, one for the run
     assert [s.calls for s in result.steps] == [result.chunks, result.documents, 1]
     assert result.chunks > result.documents == 3
+    # after the run, the cache answers every request: the dry run follows the cached
+    # answers through the dependent steps and predicts no call at all
+    assert [(s.calls, s.cached) for s in replanned.steps] == [(0, s.calls) for s in result.steps]
 
 
 def test_outputs_run_yaml_and_mlflow_agree(spark, e2e) -> None:
-    cfg, _, result = e2e
+    cfg, _, result, _ = e2e
     outputs = spark.read.format("delta").load(result.outputs_path)
     per_step = {
         r["step"]: (r["rows"], r["ok"], r["p"], r["c"])

@@ -469,12 +469,13 @@ def dry_run(
 
     The connector is listed and the documents parsed and chunked (no model call, nothing
     written), unless ``documents`` and ``chunks`` are given. Each step's rows are built by
-    the same code as the real run. For a step that reads no earlier step, the requests
-    are exact: distinct ``request_id`` values (computed as the inference runner does),
-    minus those already answered in the cache. A step that reads earlier steps sees
-    stand-in answers of ``max_tokens`` tokens, so it counts one request per row (no cache
-    hit assumed) and its prompt tokens are an upper estimate. Completion tokens are
-    ``max_tokens`` per call, the most a call can cost.
+    the same code as the real run. A step's requests are exact when it reads no earlier
+    step, or only earlier steps whose every request is already in the cache (their cached
+    answers then feed it, as in the real run): distinct ``request_id`` values (computed
+    as the inference runner does) minus those in the cache. A step that reads answers
+    still to come sees stand-ins of ``max_tokens`` tokens: it counts one request per row
+    and its prompt tokens are an upper estimate. Completion tokens are ``max_tokens`` per
+    call, the most a call can cost.
     """
     from pyspark.sql import functions as F
 
@@ -498,8 +499,11 @@ def dry_run(
     result = ChainResult(chain.name, True, n_docs, n_failed, n_chunks, [])
     cache = None
     if cfg.inference.cache:
-        cache = _read_cache_ids(spark, cache_location(artefacts_root or cfg.artefacts.root))
+        cache = _read_cache(spark, cache_location(artefacts_root or cfg.artefacts.root))
     stand_ins: dict[str, DataFrame] = {}
+    #: steps whose rows are known exactly: they read no step, or only exact steps whose
+    #: every request is already in the cache (their stand-ins are the cached answers)
+    exact: set[str] = set()
     persisted: list[DataFrame] = []
     estimate = _estimate_udf()
     for step in plan.steps:
@@ -515,20 +519,12 @@ def dry_run(
         )
         rows = rows.persist()
         persisted.append(rows)
-        stand_ins[step.id] = rows.select(
-            "doc_id",
-            "chunk_id",
-            F.lit(step.id).alias("step"),
-            F.lit(" ".join(["lorem"] * words)).alias("output_text"),
-            F.lit(_placeholder_json(step.prompt.response_schema, words)).alias("output_json"),
-            F.lit("ok").alias("status"),
-        )
-        reads_steps = any(ref.step is not None for ref, _ in step.refs)
-        requests = rows if reads_steps else rows.dropDuplicates(["request_id"])
-        if cache is not None and not reads_steps:
-            todo = requests.join(cache, "request_id", "left_anti")
-        else:
-            todo = requests
+        is_exact = all(ref.step in exact for ref, _ in step.refs if ref.step is not None)
+        # exact rows: identical requests share one call, and cached ones make none
+        requests = rows.dropDuplicates(["request_id"]) if is_exact else rows
+        todo = requests
+        if cache is not None and is_exact:
+            todo = requests.join(cache.select("request_id"), "request_id", "left_anti")
         agg = todo.agg(
             F.count(F.lit(1)).alias("calls"),
             F.sum(estimate(F.col("messages"))).alias("p"),
@@ -541,14 +537,34 @@ def dry_run(
         if step.model:
             cost = cost_usd(step.model, summary.prompt_tokens, summary.completion_tokens, cfg)
             summary.cost_usd = round(cost or 0.0, 8)
+        if is_exact and cache is not None and summary.calls == 0:
+            exact.add(step.id)
+            answers = cache.select("request_id", "output_text", "output_json")
+            stand_ins[step.id] = rows.join(answers, "request_id").select(
+                "doc_id",
+                "chunk_id",
+                F.lit(step.id).alias("step"),
+                "output_text",
+                "output_json",
+                F.lit("ok").alias("status"),
+            )
+        else:  # answers still to come: later steps see stand-ins of max_tokens tokens
+            stand_ins[step.id] = rows.select(
+                "doc_id",
+                "chunk_id",
+                F.lit(step.id).alias("step"),
+                F.lit(" ".join(["lorem"] * words)).alias("output_text"),
+                F.lit(_placeholder_json(step.prompt.response_schema, words)).alias("output_json"),
+                F.lit("ok").alias("status"),
+            )
         result.steps.append(summary)
     for frame in persisted:
         frame.unpersist()
     return result
 
 
-def _read_cache_ids(spark: SparkSession, path: str) -> DataFrame | None:
-    """``request_id`` of the cached successful answers; ``None`` when there is no cache."""
+def _read_cache(spark: SparkSession, path: str) -> DataFrame | None:
+    """The cached successful answers, one per ``request_id``; ``None`` without a cache."""
     from pyspark.sql import functions as F
     from pyspark.sql.utils import AnalysisException
 
@@ -557,4 +573,5 @@ def _read_cache_ids(spark: SparkSession, path: str) -> DataFrame | None:
         table.schema  # noqa: B018 - resolving the schema is what fails for a missing table
     except AnalysisException:
         return None
-    return table.where(F.col("status") == "ok").select("request_id").distinct()
+    ok = table.where(F.col("status") == "ok")
+    return ok.select("request_id", "output_text", "output_json").dropDuplicates(["request_id"])

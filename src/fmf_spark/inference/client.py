@@ -119,7 +119,10 @@ class RetryingClient:
                 )
                 if now - rate_limited_since + wait > self.policy.max_rate_limited_s:
                     raise _annotate(exc, attempts, started) from None
-                continue  # the limiter holds this call until the provider's reset
+                # the shared limiter now holds every task until the reset; this call
+                # waits too, which also covers a client without a quota configured
+                self._sleep(wait)
+                continue
             except QuotaExhausted as exc:
                 self.limiter.report(lease, quota_exhausted=exc.message)
                 raise _annotate(exc, attempts, started) from None

@@ -13,7 +13,7 @@ from fmf_spark.errors import ExportError
 from fmf_spark.exporters import export_table
 from fmf_spark.exporters.dynamodb import item_size, to_item
 from fmf_spark.schemas import OUTPUTS_SCHEMA
-from tests.exporters.conftest import N_ROWS, output_row
+from tests.exporters.conftest import N_FILES, N_ROWS, output_row
 from tests.exporters.dynamo_proxy import UnprocessedInjector, dynamo_fault_proxy
 
 
@@ -85,8 +85,10 @@ def test_kill_after_batch_2_then_rerun_holds_each_item_once(
     # the cost fields are floats in Spark and Decimal in DynamoDB
     assert any(isinstance(it.get("cost_usd"), Decimal) for it in _scan(client, name))
 
-    again = export_table(spark, cfg, "sink", inp, run_id="run1", checkpoint_root=inp + "_ck2")
-    assert again.rows_written == N_ROWS
+    # the same run again from a fresh checkpoint, in one batch this time: same items
+    one_batch = make_config(_sink(name, moto_endpoint, max_files_per_trigger=N_FILES))
+    again = export_table(spark, one_batch, "sink", inp, run_id="run1", checkpoint_root=inp + "_ck2")
+    assert (again.batches, again.rows_written) == (1, N_ROWS)
     assert _scan(client, name) == _expected(expected_rows)
 
 

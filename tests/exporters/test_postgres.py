@@ -12,7 +12,7 @@ from fmf_spark.errors import ExportConflict, ExportError
 from fmf_spark.exporters import export_table
 from fmf_spark.exporters.base import set_failpoint
 from fmf_spark.schemas import OUTPUTS_SCHEMA
-from tests.exporters.conftest import N_ROWS, output_row
+from tests.exporters.conftest import N_FILES, N_ROWS, output_row
 
 COLUMNS = [f.name for f in OUTPUTS_SCHEMA.fields if f.name != "error"] + [
     "error_code",
@@ -74,10 +74,18 @@ def test_kill_after_batch_2_then_rerun_holds_each_row_once(
     assert rerun.rows_updated == N_ROWS // 5  # the replayed batch 2 matched its own rows
     assert _rows(postgres, table) == sorted(_flat(r) for r in expected_rows)
 
+    # the same run again from a fresh checkpoint, in one batch this time: all updates
+    one_batch, _ = make(max_files_per_trigger=N_FILES)
     again = export_table(
-        spark, cfg, "sink", inp, run_id="run1", resolver=resolver, checkpoint_root=inp + "_ck2"
+        spark,
+        one_batch,
+        "sink",
+        inp,
+        run_id="run1",
+        resolver=resolver,
+        checkpoint_root=inp + "_ck2",
     )
-    assert (again.rows_written, again.rows_updated) == (N_ROWS, N_ROWS)
+    assert (again.batches, again.rows_written, again.rows_updated) == (1, N_ROWS, N_ROWS)
     assert _rows(postgres, table) == sorted(_flat(r) for r in expected_rows)
 
 

@@ -79,8 +79,9 @@ class DeltaExporter:
         app_id = f"fmf-{ctx.stream_id}"
         for attempt in range(_MAX_CONFLICT_RETRIES + 1):
             try:
-                if self.cfg.mode == "append" or not self._exists(spark):
-                    return self._append(df, spark, app_id, ctx.batch_id)
+                exists = self._exists(spark)
+                if self.cfg.mode == "append" or not exists:
+                    return self._append(df, spark, app_id, ctx.batch_id, exists)
                 return self._merge(df, spark, app_id, ctx.batch_id)
             except Exception as exc:
                 if _is_conflict(exc) and attempt < _MAX_CONFLICT_RETRIES:
@@ -88,8 +89,9 @@ class DeltaExporter:
                 raise _translate(exc, self.name, self.target) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append(self, df: DataFrame, spark: SparkSession, app_id: str, version: int) -> BatchResult:
-        existed = self._exists(spark)
+    def _append(
+        self, df: DataFrame, spark: SparkSession, app_id: str, version: int, existed: bool
+    ) -> BatchResult:
         before = self._version(spark) if existed else -1
         writer = (
             df.write.format("delta")
@@ -103,12 +105,11 @@ class DeltaExporter:
             writer.save(self.cfg.path)
         else:
             writer.saveAsTable(self.cfg.table or "")
-        if existed and self._version(spark) == before:
+        # counted from the commit's metrics, not by reading the batch a second time
+        last = self._table(spark).history(1).select("version", "operationMetrics").first()
+        if last is None or (existed and int(last[0]) == before):
             return BatchResult(skipped=True)
-        # counted after the commit from the files it added, not by re-reading the input
-        metrics = self._table(spark).history(1).select("operationMetrics").first()
-        written = int((metrics[0] or {}).get("numOutputRows", 0)) if metrics else 0
-        return BatchResult(written=written)
+        return BatchResult(written=int((last[1] or {}).get("numOutputRows", 0)))
 
     def _merge(self, df: DataFrame, spark: SparkSession, app_id: str, version: int) -> BatchResult:
         keys = self.cfg.key_fields

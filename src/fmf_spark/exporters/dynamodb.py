@@ -246,8 +246,7 @@ class _TaskWriter:
             by_key = {_req_id(req, self.cfg.key_fields): key for key, req in chunk}
             try:
                 response = self.client.batch_write_item(
-                    RequestItems={self.cfg.table: [req for _, req in chunk]},
-                    ReturnConsumedCapacity="TOTAL",
+                    RequestItems={self.cfg.table: [req for _, req in chunk]}
                 )
             except Exception as exc:
                 code = _error_code(exc)

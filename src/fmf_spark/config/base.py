@@ -6,11 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fmf_spark.observability.redaction import redact
+
 
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, never silently ignored."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    # A config holds secret references, not values; but a URL may still carry a SAS
+    # signature or a value someone pasted, so what is printed is masked like a log line.
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class SecretRef(StrictModel):

@@ -183,3 +183,12 @@ def test_record_export_logs_counts_on_the_runs_mlflow_run(tmp_path):
     assert metrics["exports.lake.rows_updated"] == 2
     record = yaml.safe_load((run_dir / "run.yaml").read_text())
     assert record["exports"] == [result.as_dict()]
+
+
+def test_a_missing_outputs_table_is_a_clear_error(spark, tmp_path, make_config):
+    from fmf_spark.errors import ExportError
+    from fmf_spark.exporters import export_table
+
+    cfg = make_config({"type": "delta", "path": str(tmp_path / "t")})
+    with pytest.raises(ExportError, match="cannot read the outputs table"):
+        export_table(spark, cfg, "sink", str(tmp_path / "nope" / "outputs"), run_id="x")

@@ -24,7 +24,7 @@ def test_kill_after_batch_2_then_rerun_holds_each_row_once(
     same checkpoint/txn semantics (batch 2 is in the sink but not in the checkpoint's
     commit log, so the rerun replays it with the same batch id), without paying for a
     second JVM. Append mode, where only Delta's txnAppId/txnVersion prevents duplicates
-    (MERGE is idempotent by key anyway, and honours the same txn: tested below).
+    (MERGE is idempotent by key anyway, and honours the same txn: see the next test).
     """
     mode = "append"
     inp = make_outputs()
@@ -49,19 +49,36 @@ def test_kill_after_batch_2_then_rerun_holds_each_row_once(
     assertDataFrameEqual(_read(spark, target), expected)
 
 
-def test_merge_with_a_new_checkpoint_upserts_and_leaves_the_sink_unchanged(
-    spark, tmp_path, make_outputs, make_config, expected_rows
+def test_a_replayed_merge_batch_is_skipped_by_its_txn(
+    spark, tmp_path, make_outputs, make_config, expected_rows, kill_after_batch
 ):
+    """Injected crash after the MERGE of batch 1 committed; the replay is a no-op."""
     inp = make_outputs(files=2)
     target = str(tmp_path / "target")
     cfg = make_config({"type": "delta", "path": target, "mode": "merge"})
+    kill_after_batch(1)
+    with pytest.raises(ExportError):
+        export_table(spark, cfg, "sink", inp, run_id="run1")
+    versions = spark.sql(f"DESCRIBE HISTORY delta.`{target}`").count()
+    rerun = export_table(spark, cfg, "sink", inp, run_id="run1")
+    assert (rerun.batches, rerun.batches_skipped, rerun.rows_written) == (1, 1, 0)
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{target}`").count() == versions
+    assertDataFrameEqual(_read(spark, target), spark.createDataFrame(expected_rows, OUTPUTS_SCHEMA))
+
+
+def test_merge_with_a_new_checkpoint_upserts_and_leaves_the_sink_unchanged(
+    spark, tmp_path, make_outputs, make_config, expected_rows
+):
+    inp = make_outputs(files=1)
+    target = str(tmp_path / "target")
+    cfg = make_config({"type": "delta", "path": target, "mode": "merge"})
     first = export_table(spark, cfg, "sink", inp, run_id="run1")
-    assert (first.batches, first.rows_written, first.rows_updated) == (2, N_ROWS, 0)
+    assert (first.batches, first.rows_written, first.rows_updated) == (1, N_ROWS, 0)
 
     second = export_table(
         spark, cfg, "sink", inp, run_id="run1", checkpoint_root=str(tmp_path / "ck2")
     )
-    assert (second.batches, second.rows_written, second.rows_updated) == (2, N_ROWS, N_ROWS)
+    assert (second.batches, second.rows_written, second.rows_updated) == (1, N_ROWS, N_ROWS)
     assertDataFrameEqual(_read(spark, target), spark.createDataFrame(expected_rows, OUTPUTS_SCHEMA))
 
 

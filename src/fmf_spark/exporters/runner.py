@@ -142,7 +142,7 @@ def export_table(
         stream = reader.load(input_path)
     except Exception as exc:
         raise ExportError(
-            f"cannot read the outputs table at {input_path}: {type(exc).__name__}",
+            f"cannot read the outputs table at {input_path}: {_first_line(exc)}",
             hint="pass the run's outputs folder, artefacts/<run_id>/outputs",
         ) from exc
 

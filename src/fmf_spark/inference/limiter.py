@@ -249,8 +249,7 @@ class UnlimitedLimiter:
         return Lease(tokens, time.monotonic())
 
     def report(self, lease: Lease, **kwargs: Any) -> None:
-        if kwargs.get("quota_exhausted"):
-            return
+        """Nothing to correct: there is no schedule."""
 
 
 # --- the broker ---------------------------------------------------------------------------

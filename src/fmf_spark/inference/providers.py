@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -31,8 +31,7 @@ AnyProviderConfig = AzureOpenAIProviderConfig | OpenAIProviderConfig | BedrockPr
 def _openai(rt: ProviderRuntime, pool: int) -> LLMClient:
     from fmf_spark.inference.azure_openai import openai_adapter
 
-    cfg = rt.config
-    assert isinstance(cfg, OpenAIProviderConfig)  # narrowed by the registry key
+    cfg = cast(OpenAIProviderConfig, rt.config)  # the registry key is the config's type
     return openai_adapter(
         base_url=cfg.base_url,
         api_key=rt.secret("api_key"),
@@ -45,8 +44,7 @@ def _openai(rt: ProviderRuntime, pool: int) -> LLMClient:
 def _azure(rt: ProviderRuntime, pool: int) -> LLMClient:
     from fmf_spark.inference.azure_openai import azure_openai_adapter
 
-    cfg = rt.config
-    assert isinstance(cfg, AzureOpenAIProviderConfig)
+    cfg = cast(AzureOpenAIProviderConfig, rt.config)
     return azure_openai_adapter(
         endpoint=cfg.endpoint,
         deployment=cfg.deployment,
@@ -61,8 +59,7 @@ def _azure(rt: ProviderRuntime, pool: int) -> LLMClient:
 def _bedrock(rt: ProviderRuntime, pool: int) -> LLMClient:
     from fmf_spark.inference.bedrock import bedrock_adapter
 
-    cfg = rt.config
-    assert isinstance(cfg, BedrockProviderConfig)
+    cfg = cast(BedrockProviderConfig, rt.config)
     return bedrock_adapter(
         model_id=cfg.model_id,
         region=cfg.region,

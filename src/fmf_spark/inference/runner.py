@@ -411,6 +411,7 @@ def infer(
     if cached is not None:
         todo = todo.join(cached.select("request_id"), "request_id", "left_anti")
 
+    quota = runtime.quota()
     task = _Task(
         runtime=runtime,
         step=step,
@@ -418,8 +419,7 @@ def infer(
         prices=dict(config.inference.prices),
         concurrency=concurrency,
         policy=RetryPolicy.from_config(cfg.retry),
-        refund_unused_completion=runtime.quota() is not None
-        and bool(runtime.quota().refund_unused_completion),  # type: ignore[union-attr]
+        refund_unused_completion=bool(quota and quota.refund_unused_completion),
     )
     log.info(
         "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",

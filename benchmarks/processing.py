@@ -56,6 +56,7 @@ def corpus_bytes(root: Path) -> int:
 def plain_loop(root: Path, cfg: ProcessingConfig) -> tuple[float, int, int]:
     """Read, parse and chunk every file in one Python process; (seconds, docs, chunks)."""
     start = time.perf_counter()
+    cpu_start = time.process_time()
     docs = chunks = 0
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name.startswith("."):
@@ -67,6 +68,7 @@ def plain_loop(root: Path, cfg: ProcessingConfig) -> tuple[float, int, int]:
             starts = doc.metadata.get("page_starts")
             page_starts = [int(s) for s in starts.split(",")] if starts else None
             chunks += len(chunk_text(doc.doc_id, doc.text, cfg.chunking, page_starts))
+    plain_loop.cpu_seconds = time.process_time() - cpu_start  # type: ignore[attr-defined]
     return time.perf_counter() - start, docs, chunks
 
 
@@ -97,17 +99,25 @@ def spark_path(root: Path, master: str = "local[2]", conf: dict[str, str] | None
     chunk_documents(parse_documents(warm, cfg.processing), cfg.processing.chunking).count()
     cold = time.perf_counter() - warm_start
 
+    cpu_start = _tree_cpu(os.getpid())
     start = time.perf_counter()
     files = get_connector("bench", cfg).to_dataframe(spark)
     # one pass, as `process` runs it minus the Delta writes: parse feeds chunk directly
     chunks = chunk_documents(parse_documents(files, cfg.processing), cfg.processing.chunking)
     n_chunks = chunks.agg(F.count("*")).first()[0]  # type: ignore[index]
     seconds = time.perf_counter() - start
+    cpu = _tree_cpu(os.getpid()) - cpu_start
     # the document count is checked outside the timing
     n_docs = parse_documents(
         get_connector("bench", cfg).to_dataframe(spark), cfg.processing
     ).count()
-    return {"seconds": seconds, "cold_seconds": cold, "documents": n_docs, "chunks": n_chunks}
+    return {
+        "seconds": seconds,
+        "cold_seconds": cold,
+        "cpu_seconds": cpu,
+        "documents": n_docs,
+        "chunks": n_chunks,
+    }
 
 
 def bench_spark_vs_loop(workdir: Path, size_mb: int) -> None:
@@ -127,6 +137,12 @@ def bench_spark_vs_loop(workdir: Path, size_mb: int) -> None:
         f"{result['documents']} docs {result['chunks']} chunks"
     )
     print(f"    (Spark first run, cold JVM and workers: {result['cold_seconds']:.1f} s)")
+    loop_cpu = plain_loop.cpu_seconds  # type: ignore[attr-defined]
+    print(
+        f"    CPU seconds       : loop {loop_cpu:.1f}, Spark (JVM + Python workers) "
+        f"{result['cpu_seconds']:.1f}; on a busy machine wall time follows the CPU share, "
+        f"so an idle 2-core box would give about {loop_cpu / (result['cpu_seconds'] / 2):.2f}x"
+    )
     ratio = spark_rate / loop_rate
     print(
         f"    ratio Spark/loop  : {ratio:.2f}x  (target >= 0.8x: {'PASS' if ratio >= 0.8 else 'FAIL'})"
@@ -206,6 +222,30 @@ def _tree_rss(pid: int) -> int:
                         total += int(line.split()[1]) * 1024
         except OSError:
             pass
+    return total
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        if p in stats:
+            total += (int(stats[p][11]) + int(stats[p][12])) / ticks
     return total
 
 

@@ -283,3 +283,38 @@ def test_dry_run_counts_calls_tokens_and_cost(spark, corpus, tmp_path) -> None:
         assert step.cost_usd == pytest.approx(expected_cost, rel=1e-6)
     # the per-document prompt carries the stand-in summaries, so it is longer than the bare template
     assert result.steps[1].prompt_tokens > 2 * 10
+
+
+def test_gathers_sort_chunk_index_as_a_number(spark, tmp_path) -> None:
+    # 12 chunks: as text, "10" and "11" would sort before "2"
+    documents = spark.createDataFrame([_doc("d1", "big.md")], DOCUMENTS_SCHEMA)
+    order = [7, 11, 0, 3, 10, 1, 5, 2, 9, 4, 8, 6]
+    chunks = spark.createDataFrame(
+        [("d1", f"c{i:02d}", i, f"t{i}", 0, 1, 1, {}) for i in order], CHUNKS_SCHEMA
+    )
+    plan = _plan(
+        tmp_path,
+        [
+            EXTRACT,
+            {
+                "id": "per_doc",
+                "prompt": "combine#1",
+                "scope": "document",
+                "inputs": {"items": "${chunk.text}"},
+                "separator": ",",
+            },
+            {
+                "id": "total",
+                "prompt": "combine#1",
+                "scope": "all",
+                "inputs": {"items": "${all.extract.output_text}"},
+                "separator": ",",
+            },
+        ],
+    )
+    expected = ",".join(f"t{i}" for i in range(12))
+    per_doc = step_frame(plan.step("per_doc"), documents, chunks, {}.__getitem__)
+    assert json.loads(per_doc.first()["messages"])[0]["content"] == f"Combine:\n{expected}"
+    extract = _outputs(spark, "extract", [("d1", f"c{i:02d}", f"t{i}", None, "ok") for i in order])
+    total = step_frame(plan.step("total"), documents, chunks, {"extract": extract}.__getitem__)
+    assert json.loads(total.first()["messages"])[0]["content"] == f"Combine:\n{expected}"

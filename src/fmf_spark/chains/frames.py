@@ -135,7 +135,13 @@ def step_frame(
             )
             side = ordered.agg(
                 _gather(
-                    [F.col("_path"), F.col("chunk_index"), F.col("doc_id"), F.col("chunk_id")],
+                    # document-scope outputs have no chunk: they sort by path alone
+                    [
+                        F.coalesce(F.col("_path"), F.lit("")),
+                        F.coalesce(F.col("chunk_index"), F.lit(-1)),
+                        F.coalesce(F.col("doc_id"), F.lit("")),
+                        F.coalesce(F.col("chunk_id"), F.lit("")),
+                    ],
                     out_value,
                     out_ok,
                     sep,
@@ -189,11 +195,11 @@ def _output_value(ref: Ref) -> Column:
 
 
 def _gather(keys: list[Column], value: Column, ok: Column, sep: str) -> Column:
-    """Successful values ordered by ``keys`` (nulls first), joined by ``sep``."""
+    """Successful values ordered by ``keys`` (typed: ``chunk_index`` sorts as a number),
+    joined by ``sep``."""
     from pyspark.sql import functions as F
 
-    fields = [F.coalesce(k.cast("string"), F.lit("")) if i == 0 else k for i, k in enumerate(keys)]
-    entry = F.struct(*[f.alias(f"k{i}") for i, f in enumerate(fields)], value.alias("v"))
+    entry = F.struct(*[k.alias(f"k{i}") for i, k in enumerate(keys)], value.alias("v"))
     # collect_list drops nulls: failed rows (when(ok) -> null) are left out
     items = F.array_sort(F.collect_list(F.when(ok, entry)))
     return F.concat_ws(sep, F.transform(items, lambda x: x.getField("v")))

@@ -10,6 +10,11 @@ from fmf_spark.config.base import StrictModel
 class PromptsConfig(StrictModel):
     dir: str = Field(default="prompts", description="Folder of the YAML prompt registry.")
     mlflow_sync: bool = Field(default=True, description="Mirror versions into MLflow's registry.")
+    mlflow_prefix: str | None = Field(
+        default=None,
+        description="Prefix of MLflow prompt names, e.g. 'main.fmf' for Unity Catalog "
+        "(catalog.schema) on Databricks; none for a local store.",
+    )
 
 
 class ChainsConfig(StrictModel):

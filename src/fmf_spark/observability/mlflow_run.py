@@ -168,7 +168,9 @@ class MlflowRunSession:
         try:
             for ref, version in ctx.prompt_versions.items():
                 try:
-                    mirrored = mirror_version(version, self.client)
+                    mirrored = mirror_version(
+                        version, self.client, prefix=ctx.config.prompts.mlflow_prefix
+                    )
                     if mirrored is not None:
                         self.client.link_prompt_version_to_run(self.run_id, mirrored)
                 except Exception as exc:  # a registry without prompts (old MLflow, no UC)

@@ -52,7 +52,9 @@ def _register(args: argparse.Namespace, ctx: CliContext) -> int:
         from fmf_spark.prompts.mlflow_sync import mirror_versions
 
         try:
-            mirrored = mirror_versions([r.version for r in results], tracking_uri(cfg))
+            mirrored = mirror_versions(
+                [r.version for r in results], tracking_uri(cfg), prefix=cfg.prompts.mlflow_prefix
+            )
         except MissingExtraError as exc:
             ctx.print(f"not mirrored to MLflow: {exc.one_line()}")
         else:

@@ -146,3 +146,16 @@ def test_an_unreachable_broker_is_a_retryable_row_error() -> None:
     with pytest.raises(LimiterUnreachable) as caught:
         limiter.acquire(1)
     assert caught.value.retryable
+
+
+def test_static_mode_gives_each_task_its_share() -> None:
+    from fmf_spark.inference.limiter import LocalLimiter, UnlimitedLimiter
+    from fmf_spark.inference.runner import make_limiter
+
+    spec = QuotaSpec(600, 100_000, window_s=10, refund_unused_completion=True)
+    half = spec.divided(2)
+    assert (half.requests_per_minute, half.tokens_per_minute) == (300, 50_000)
+    assert half.window_s == 10 and half.refund_unused_completion
+    assert isinstance(make_limiter(half), LocalLimiter)
+    assert isinstance(make_limiter(None), UnlimitedLimiter)
+    assert isinstance(make_limiter(BrokerSpec("127.0.0.1", 1, "t", "p")), BrokerLimiter)

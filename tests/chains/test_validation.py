@@ -204,3 +204,39 @@ def test_sample_chain_is_valid() -> None:
         ("brief", "document"),
         ("digest", "all"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("on_error", "max_ratio", "failed", "stops"),
+    [
+        ("continue", None, 10, False),  # continue: failed rows are carried, the chain goes on
+        ("continue", 0.2, 2, False),
+        ("continue", 0.2, 3, True),
+        ("fail", None, 1, True),  # fail: any failure stops the chain
+        ("fail", 0.5, 5, False),
+        ("fail", None, 0, False),
+    ],
+)
+def test_failure_ratio(tmp_path: Path, on_error: str, max_ratio, failed: int, stops: bool) -> None:
+    from fmf_spark.chains.runner import StepSummary, _check_failures
+
+    step = {**EXTRACT, "on_error": on_error, "max_failed_ratio": max_ratio}
+    plan = plan_chain(make_chain([step]), make_config(), make_registry(tmp_path)).steps[0]
+    summary = StepSummary(
+        "extract",
+        "chunk",
+        "extract#1",
+        "h",
+        "simulator",
+        "m",
+        rows=10,
+        failed=failed,
+        failures_by_code={"inference.auth": failed},
+    )
+    if stops:
+        with pytest.raises(ChainError, match=r"failed on \d+ of 10 rows") as err:
+            _check_failures(plan, summary)
+        assert err.value.code == "chain.step_failed"
+        assert "inference.auth" in err.value.message
+    else:
+        _check_failures(plan, summary)

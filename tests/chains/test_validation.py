@@ -240,3 +240,18 @@ def test_failure_ratio(tmp_path: Path, on_error: str, max_ratio, failed: int, st
         assert "inference.auth" in err.value.message
     else:
         _check_failures(plan, summary)
+
+
+def test_load_chain_from_s3(moto_endpoint: str, monkeypatch) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="fmf-chains")
+    local = ROOT / "chains" / "sample.yaml"
+    s3.put_object(Bucket="fmf-chains", Key="chains/sample.yaml", Body=local.read_bytes())
+    remote = load_chain("s3://fmf-chains/chains/sample.yaml")
+    assert remote.model_dump() == load_chain(local).model_dump()
+    assert remote.text == local.read_text()
+    with pytest.raises(ChainError, match=r"cannot read chain file s3://fmf-chains/nope\.yaml"):
+        load_chain("s3://fmf-chains/nope.yaml")

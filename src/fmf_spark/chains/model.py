@@ -108,6 +108,9 @@ class Chain(StrictModel):
     steps: list[ChainStep] = Field(min_length=1)
     outputs: list[ChainOutput] = Field(default_factory=list)
     path: str | None = Field(default=None, exclude=True, description="Set by load_chain.")
+    text: str | None = Field(
+        default=None, exclude=True, repr=False, description="Set by load_chain."
+    )
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Chain:
@@ -126,7 +129,8 @@ class Chain(StrictModel):
 
 
 def load_chain(path: str | Path) -> Chain:
-    """Read and validate the structure of a chain file.
+    """Read and validate the structure of a chain file (local, ``/dbfs``, ``/Volumes``,
+    ``dbfs:/`` or ``s3://``).
 
     References, prompts, connectors and sinks are checked by
     :func:`fmf_spark.chains.plan.plan_chain`, which needs the config and the registry.
@@ -134,10 +138,13 @@ def load_chain(path: str | Path) -> Chain:
     Raises:
         ChainError: unreadable file or a field that does not match the format.
     """
-    path = Path(path)
+    from fmf_spark.errors import FmfError
+    from fmf_spark.observability.run import read_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = read_text(str(path))
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError, FmfError) as exc:
         raise ChainError(f"cannot read chain file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ChainError(f"chain file {path} must be a mapping (name, inputs, steps, outputs)")
@@ -150,4 +157,5 @@ def load_chain(path: str | Path) -> Chain:
         )
         raise ChainError(f"invalid chain file {path}: {problems}") from None
     chain.path = str(path)
+    chain.text = text
     return chain

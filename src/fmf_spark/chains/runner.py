@@ -272,6 +272,7 @@ def run_chain(
     cfg = effective_config(config, chain)
     ctx = RunContext.start(cfg, chain.path, artefacts_root)
     ctx.chain_name = chain.name
+    ctx.chain_text = chain.text
     for step in plan.steps:
         ctx.record_prompt(
             PromptUse(

@@ -140,8 +140,12 @@ class MlflowRunSession:
                 path = Path(tmp) / "run.yaml"
                 path.write_text(run_yaml_text, encoding="utf-8")
                 self.client.log_artifact(self.run_id, str(path))
-            if ctx.chain_path and Path(ctx.chain_path).is_file():
-                self.client.log_artifact(self.run_id, ctx.chain_path, "chain")
+                if ctx.chain_path and Path(ctx.chain_path).is_file():
+                    self.client.log_artifact(self.run_id, ctx.chain_path, "chain")
+                elif ctx.chain_path and ctx.chain_text is not None:  # a remote chain file
+                    chain = Path(tmp) / (Path(ctx.chain_path).name or "chain.yaml")
+                    chain.write_text(ctx.chain_text, encoding="utf-8")
+                    self.client.log_artifact(self.run_id, str(chain), "chain")
             if ctx.config.prompts.mlflow_sync:
                 self._link_prompts(ctx)
         except Exception as exc:  # lineage is best effort; the run's own record is run.yaml

@@ -97,6 +97,26 @@ def write_text(uri: str, text: str) -> None:
     raise FmfError(f"cannot write {uri}: unsupported scheme", code="observability.write")
 
 
+def read_text(uri: str) -> str:
+    """Read a small text file from a local path, DBFS/Volumes, or S3."""
+    path = local_path(uri)
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    if uri.startswith(("s3://", "s3a://")):
+        from fmf_spark._deps import require
+
+        boto3 = require("boto3")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, key = uri.split("://", 1)[1].partition("/")
+        try:
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise FmfError(f"cannot read {uri}: {exc}", code="observability.read") from None
+        return str(body.decode("utf-8"))
+    raise FmfError(f"cannot read {uri}: unsupported scheme", code="observability.read")
+
+
 @dataclass
 class PromptUse:
     """Which prompt version a step ran (lineage)."""
@@ -126,6 +146,8 @@ class RunContext:
     config: FmfConfig
     chain_path: str | None = None
     chain_name: str | None = None
+    #: the chain file's text when it was read from a remote store (hashed, logged to MLflow)
+    chain_text: str | None = field(default=None, repr=False)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     ended_at: datetime | None = None
     status: str | None = None
@@ -212,7 +234,9 @@ class RunContext:
         chain: dict[str, Any] | None = None
         if self.chain_path is not None:
             chain = {"path": self.chain_path, "name": self.chain_name}
-            if Path(self.chain_path).is_file():
+            if self.chain_text is not None:
+                chain["hash"] = hashlib.sha256(self.chain_text.encode("utf-8")).hexdigest()
+            elif Path(self.chain_path).is_file():
                 chain["hash"] = file_hash(self.chain_path)
         record: dict[str, Any] = {
             "run_id": self.run_id,

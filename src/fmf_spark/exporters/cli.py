@@ -17,7 +17,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description=(
             "Stream the outputs Delta table of a run into one sink with a checkpoint per "
             "sink; rerunning after a failure resumes where it stopped, and exporting the "
-            "same run again adds no duplicates."
+            "same run again adds no duplicates. Exit code 3 when the sink rejected some "
+            "rows (they are listed in artefacts/<run_id>/export_errors/<sink>)."
         ),
     )
     export.add_argument("--sink", required=True, help="a key of `exporters` in fmf.yaml")

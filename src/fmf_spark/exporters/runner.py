@@ -9,6 +9,11 @@ idempotent (Delta ``txnAppId``/``txnVersion``, deterministic S3 object names, up
 key), so the sink ends up holding each row exactly once. ``trigger(availableNow=True)``
 processes what exists now and stops, so this is a batch job with a checkpoint.
 
+Classic Spark only, for now: ``foreachBatch`` runs in this driver process, so the
+batch callback shares the counts and the query id with this function. Under Spark
+Connect (Databricks shared/serverless compute) the callback runs in another process;
+that mode is refused with a clear error until the counts travel another way.
+
 Checkpoints live per sink: ``<checkpoint_root>/<sink>``; the default root is
 ``artefacts/<run_id>/_checkpoints/export`` (the run folder holding ``outputs/``).
 """
@@ -83,6 +88,14 @@ def export_table(
         >>> result.as_dict()["rows_written"]  # doctest: +SKIP
         120
     """
+    from pyspark.sql.utils import is_remote
+
+    if is_remote():
+        raise ExportError(
+            "export_table does not support Spark Connect sessions yet",
+            code="export.unsupported",
+            hint="run the export on a classic (single-user / job) cluster",
+        )
     cfg = config.exporters.get(sink_name)
     if cfg is None:
         known = ", ".join(sorted(config.exporters)) or "none configured"

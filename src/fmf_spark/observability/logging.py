@@ -62,6 +62,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time.
+
+    Notebooks, pytest's capture and job runners swap ``sys.stderr``; a handler that kept
+    the stream it was created with would write into a closed or stale one.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(
     fmt: str | None = None, level: str | int = "INFO", stream: IO[str] | None = None
 ) -> logging.Logger:
@@ -73,7 +89,7 @@ def configure_logging(
     for handler in list(logger.handlers):
         if getattr(handler, _HANDLER_MARK, False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     setattr(handler, _HANDLER_MARK, True)
     handler.setFormatter(JsonFormatter() if fmt == "json" else RedactingFormatter())
     handler.addFilter(RedactingFilter())

@@ -322,24 +322,11 @@ def _info_rows(infos: Iterable[ResourceInfo]) -> list[tuple[Any, ...]]:
     ]
 
 
-def files_dataframe(
-    spark: SparkSession,
-    connector: DataConnector,
-    infos: Iterable[ResourceInfo],
-    num_partitions: int | None = None,
-) -> DataFrame:
-    """The FILES_SCHEMA DataFrame of ``infos``, bytes read on the executors.
-
-    The listing (metadata only) is distributed round-robin after sorting by size, so
-    big files spread over the tasks; each task opens its resources with its own copy
-    of ``connector`` and hands Arrow batches of at most ~64 MB back to Spark.
-    """
+def _listing_schema() -> Any:
+    """The listing's columns: metadata only, what the executors need to open a resource."""
     from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-    from fmf_spark.schemas import FILES_SCHEMA
-
-    ordered = sorted(infos, key=lambda i: (-(i.size or 0), i.ref.path))
-    listing_schema = StructType(
+    return StructType(
         [
             StructField("source", StringType(), False),
             StructField("uri", StringType(), False),
@@ -350,42 +337,85 @@ def files_dataframe(
             StructField("etag", StringType(), True),
         ]
     )
+
+
+def listing_dataframe(
+    spark: SparkSession,
+    infos: Iterable[ResourceInfo],
+    num_partitions: int | None = None,
+) -> DataFrame:
+    """The listing (metadata only) as a DataFrame spread over ``num_partitions`` tasks.
+
+    Files are sorted by size and dealt round-robin, so big files spread over the tasks.
+    The rows are built on the driver and unpickled by the JVM: no Python worker runs
+    for the listing itself (``createDataFrame`` of an RDD would map every row through
+    one, a whole extra Python pass per task). Range partitioning on the slice number
+    puts each slice in its own task (exact for listings under ~100 rows per task,
+    where Spark samples every row; close to it above).
+    """
+    from pyspark.sql.types import IntegerType, StructField, StructType
+
+    ordered = sorted(infos, key=lambda i: (-(i.size or 0), i.ref.path))
     parallelism = spark.sparkContext.defaultParallelism
     n = num_partitions or max(1, min(len(ordered), parallelism * 4))
-    rows = _info_rows(ordered)
-    # round-robin by size rank: each slice gets a similar mix of big and small files
-    slices = [rows[i::n] for i in range(n)]
-    rdd = spark.sparkContext.parallelize([r for s in slices for r in s], n) if rows else None
-    listing = (
-        spark.createDataFrame(rdd, listing_schema)
-        if rdd is not None
-        else spark.createDataFrame([], listing_schema)
+    schema = _listing_schema()
+    with_slice = StructType([*schema.fields, StructField("_slice", IntegerType(), False)])
+    rows = [(*row, k % n) for k, row in enumerate(_info_rows(ordered))]
+    frame = spark.createDataFrame(rows, with_slice)
+    if n > 1 and rows:
+        frame = frame.repartitionByRange(n, "_slice")
+    return frame.drop("_slice")
+
+
+def info_from_record(rec: dict[str, Any]) -> ResourceInfo:
+    """The :class:`ResourceInfo` of one listing row as ``mapInPandas`` hands it over."""
+    import pandas as pd
+
+    modified = rec["modified"]
+    return ResourceInfo(
+        ref=ResourceRef(rec["source"], rec["uri"], rec["path"], rec["id"] or ""),
+        size=None if pd.isna(rec["size"]) else int(rec["size"]),
+        modified=None if pd.isna(modified) else modified.to_pydatetime(),
+        etag=rec["etag"],
     )
-    reader = _make_reader(connector)
-    return listing.mapInPandas(reader, FILES_SCHEMA)
+
+
+def files_dataframe(
+    spark: SparkSession,
+    connector: DataConnector,
+    infos: Iterable[ResourceInfo],
+    num_partitions: int | None = None,
+) -> DataFrame:
+    """The FILES_SCHEMA DataFrame of ``infos``, bytes read on the executors.
+
+    The listing (metadata only) is distributed round-robin after sorting by size, so
+    big files spread over the tasks (:func:`listing_dataframe`); each task opens its
+    resources with its own copy of ``connector`` and hands Arrow batches of at most
+    ~64 MB back to Spark.
+    """
+    from fmf_spark.schemas import FILES_SCHEMA
+
+    listing = listing_dataframe(spark, infos, num_partitions)
+    return listing.mapInPandas(_make_reader(connector), FILES_SCHEMA)
+
+
+def prepare_on_executor(connector: DataConnector) -> None:
+    """Run the connector's executor-side set-up (clients, secret registration), if any."""
+    prepare = getattr(connector, "on_executor", None)
+    if callable(prepare):
+        prepare()
 
 
 def _make_reader(
     connector: DataConnector,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def read_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import pandas as pd
-
-        prepare = getattr(connector, "on_executor", None)
-        if callable(prepare):
-            prepare()
+        prepare_on_executor(connector)
         out: list[dict[str, Any]] = []
         size = 0
         for batch in batches:
             for rec in batch.to_dict("records"):
-                modified = rec["modified"]
-                info = ResourceInfo(
-                    ref=ResourceRef(rec["source"], rec["uri"], rec["path"], rec["id"] or ""),
-                    size=None if pd.isna(rec["size"]) else int(rec["size"]),
-                    modified=None if pd.isna(modified) else modified.to_pydatetime(),
-                    etag=rec["etag"],
-                )
-                row = read_resource(connector, info)
+                row = read_resource(connector, info_from_record(rec))
                 out.append(row)
                 size += len(row["content"] or b"")
                 if size >= READ_BATCH_BYTES:

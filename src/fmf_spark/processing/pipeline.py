@@ -62,8 +62,9 @@ def process(
     """Read, parse and chunk a connector's files; write two Delta tables under ``run_dir``.
 
     ``<run_dir>/documents`` and ``<run_dir>/chunks`` are overwritten (a rerun of the same
-    run id replaces them). Documents are written first and chunked from the written
-    table, so parsing runs once.
+    run id replaces them). Each file is read, parsed and chunked in one Python pass on
+    the executors (:func:`~fmf_spark.processing.spark.read_parse_chunk`); the fused rows
+    are persisted (memory, spilling to disk) so the two writes parse every file once.
 
     Args:
         spark: the session (passed in, never created here).
@@ -78,10 +79,11 @@ def process(
         >>> result.by_type_status  # doctest: +SKIP
         {('text/markdown', 'ok'): 3}
     """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from fmf_spark.connectors import get_connector
-    from fmf_spark.processing.spark import chunk_documents, parse_documents
+    from fmf_spark.processing.spark import read_parse_chunk, split_fused
 
     started = time.monotonic()
     connector = get_connector(connector_name, config, resolver)
@@ -89,15 +91,17 @@ def process(
     documents_path = _join(run_dir, "documents")
     chunks_path = _join(run_dir, "chunks")
 
-    files = connector.to_dataframe(spark, selector)
-    docs = parse_documents(files, config.processing)
-    docs.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-        documents_path
-    )
+    fused = read_parse_chunk(spark, connector, selector, config.processing)
+    fused = fused.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        docs, chunks = split_fused(fused)
+        for frame, path in ((docs, documents_path), (chunks, chunks_path)):
+            frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+                path
+            )
+    finally:
+        fused.unpersist()
     written = spark.read.format("delta").load(documents_path)
-    chunk_documents(written, config.processing.chunking).write.format("delta").mode(
-        "overwrite"
-    ).option("overwriteSchema", "true").save(chunks_path)
 
     by_type: dict[tuple[str, str], int] = {}
     errors: dict[str, int] = {}

@@ -16,8 +16,13 @@ from fmf_spark.processing.chunking import chunk_text
 from fmf_spark.processing.parse import doc_id_for, parse_file
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+    from fmf_spark.connectors.base import DataConnector
 
 _PASSTHROUGH = ("source", "uri", "path", "size", "modified", "etag")
 
@@ -147,3 +152,196 @@ def chunk_documents(documents_df: DataFrame, chunking_cfg: ChunkingConfig) -> Da
         "doc_id", "path", "content_type", "text", "metadata"
     )
     return ok.mapInPandas(chunk_partition(chunking_cfg), CHUNKS_SCHEMA)
+
+
+# --- the fused pass of `process`: read + parse + chunk in one Python worker ----------------
+
+#: the chunk-only columns of the fused rows (doc_id, text and metadata are shared)
+_CHUNK_ONLY = ("chunk_id", "chunk_index", "char_start", "char_end", "token_count")
+#: a document emits its chunks' rows in the same Arrow batch; flush past this many chars
+_FUSED_BATCH_CHARS = 32 * 1024 * 1024
+
+
+def fused_schema() -> StructType:
+    """DOCUMENTS_SCHEMA plus ``kind`` and the chunk columns, all one row type.
+
+    A ``document`` row fills the DOCUMENTS columns; a ``chunk`` row fills ``doc_id``,
+    ``text``, ``metadata`` and the chunk columns (``path`` and the other non-null
+    DOCUMENTS columns repeat its document's).
+    """
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from fmf_spark.schemas import CHUNKS_SCHEMA, DOCUMENTS_SCHEMA
+
+    chunk_fields = [
+        StructField(f.name, f.dataType, True) for f in CHUNKS_SCHEMA.fields if f.name in _CHUNK_ONLY
+    ]
+    return StructType(
+        [StructField("kind", StringType(), False), *DOCUMENTS_SCHEMA.fields, *chunk_fields]
+    )
+
+
+def _chunk_base(path: str, content_type: str | None) -> dict[str, str]:
+    base = {"path": path}
+    if content_type:
+        base["content_type"] = content_type
+    return base
+
+
+def _page_starts(metadata: dict[str, str] | None) -> list[int] | None:
+    starts = (metadata or {}).get("page_starts")
+    return [int(s) for s in starts.split(",")] if starts else None
+
+
+def fused_partition(
+    connector: DataConnector, cfg: ProcessingConfig
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The ``mapInPandas`` function of :func:`read_parse_chunk` (listing -> fused rows).
+
+    One Python pass per file: open it with the connector, parse it, chunk the text.
+    The bytes and the text never cross to the JVM and back between the stages, which
+    is what three chained ``mapInPandas`` cost (each one a worker, an Arrow copy each
+    way and a pandas round trip per row).
+    """
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        from fmf_spark.connectors.base import info_from_record, prepare_on_executor, read_resource
+        from fmf_spark.processing.tokens import token_counter
+
+        prepare_on_executor(connector)
+        token_counter(cfg.chunking.encoding)  # load the BPE tables once per partition
+        columns = fused_schema().fieldNames()
+        # every row names every column: a key left out would reach Arrow as NaN, which
+        # the struct and map converters reject
+        empty = dict.fromkeys(columns)
+        rows: list[dict[str, Any]] = []
+        chars = 0
+        for batch in batches:
+            for rec in batch.to_dict("records"):
+                read = read_resource(connector, info_from_record(rec))
+                row = {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document"}
+                if read["status"] != "ok":
+                    row.update(
+                        doc_id=doc_id_for(None, read["uri"]),
+                        content_type=None,
+                        text=None,
+                        pages=None,
+                        metadata={},
+                        status=read["status"],
+                        error=read["error"],
+                    )
+                    rows.append(row)
+                    continue
+                doc = parse_file(read["content"], read["path"], cfg, read["uri"])
+                row.update(
+                    doc_id=doc.doc_id,
+                    content_type=doc.content_type,
+                    text=doc.text,
+                    pages=doc.pages,
+                    metadata=doc.metadata,
+                    status=doc.status,
+                    error=doc.error,
+                )
+                rows.append(row)
+                if doc.status != "ok":
+                    continue
+                text = doc.text or ""
+                chars += 2 * len(text)  # the document and (about) its chunks
+                base = _chunk_base(read["path"], doc.content_type)
+                fixed = {
+                    **empty,
+                    "kind": "chunk",
+                    "source": read["source"],
+                    "uri": read["uri"],
+                    "path": read["path"],
+                    "status": doc.status,
+                }
+                starts = _page_starts(doc.metadata)
+                for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
+                    rows.append(
+                        {
+                            **fixed,
+                            "doc_id": c.doc_id,
+                            "chunk_id": c.chunk_id,
+                            "chunk_index": c.chunk_index,
+                            "text": c.text,
+                            "char_start": c.char_start,
+                            "char_end": c.char_end,
+                            "token_count": c.token_count,
+                            "metadata": c.metadata,
+                        }
+                    )
+                if chars >= _FUSED_BATCH_CHARS:
+                    yield _fused_frame(pd, rows, columns)
+                    rows, chars = [], 0
+        if rows:
+            yield _fused_frame(pd, rows, columns)
+
+    return run
+
+
+def _fused_frame(pd: Any, rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["modified"] = pd.to_datetime(frame["modified"], utc=True)
+    for name, dtype in (
+        ("size", "Int64"),
+        ("pages", "Int32"),
+        ("chunk_index", "Int32"),
+        ("char_start", "Int64"),
+        ("char_end", "Int64"),
+        ("token_count", "Int32"),
+    ):
+        frame[name] = frame[name].astype(dtype)
+    return frame
+
+
+def read_parse_chunk(
+    spark: SparkSession,
+    connector: DataConnector,
+    selector: str | Sequence[str] | None,
+    processing_cfg: ProcessingConfig,
+) -> DataFrame:
+    """List on the driver; read, parse and chunk on the executors in one Python pass.
+
+    The same rows as ``chunk_documents(parse_documents(connector.to_dataframe(...)))``
+    and its documents, fused (see :func:`split_fused`): what :func:`process` runs.
+
+    Args:
+        spark: the session.
+        connector: the connector (its ``list`` runs here, ``open`` on the executors).
+        selector: glob(s) narrowing the connector's include list, or None.
+        processing_cfg: limits, loaders and chunking.
+
+    Returns:
+        One DataFrame in :func:`fused_schema`; persist it before reading it twice.
+    """
+    from fmf_spark.connectors.base import listing_dataframe
+
+    listing = listing_dataframe(spark, connector.list(selector))
+    return listing.mapInPandas(fused_partition(connector, processing_cfg), fused_schema())
+
+
+def split_fused(fused: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """The documents (DOCUMENTS_SCHEMA) and chunks (CHUNKS_SCHEMA) of a fused DataFrame.
+
+    Chunk columns are nullable in the fused rows (documents leave them empty); a
+    ``coalesce`` with a literal gives them back their non-null type, and is never taken
+    on a chunk row.
+    """
+    from pyspark.sql import functions as F
+
+    from fmf_spark.schemas import CHUNKS_SCHEMA, DOCUMENTS_SCHEMA
+
+    docs = fused.where(F.col("kind") == "document").select(*DOCUMENTS_SCHEMA.fieldNames())
+    chunks = fused.where(F.col("kind") == "chunk")
+    defaults = {"text": "", "chunk_id": "", "chunk_index": 0, "char_start": 0, "char_end": 0}
+    defaults["token_count"] = 0
+    cols = []
+    for field in CHUNKS_SCHEMA.fields:
+        col = F.col(field.name)
+        if not field.nullable and field.name in defaults:
+            col = F.coalesce(col, F.lit(defaults[field.name]).cast(field.dataType))
+        cols.append(col.alias(field.name))
+    return docs, chunks.select(*cols)

@@ -68,9 +68,10 @@ def _cut(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tupl
     spans = []
     pos = start
     for m in pattern.finditer(text, start, end):
-        if m.end() > pos and m.end() < end:
-            spans.append((pos, m.end()))
-            pos = m.end()
+        e = m.end()
+        if pos < e < end:
+            spans.append((pos, e))
+            pos = e
     spans.append((pos, end))
     return spans
 
@@ -134,18 +135,20 @@ class _Packer:
 
     def exact(self, a: int, b: int) -> int:
         """The token count of ``text[a:b]`` on its own, recounting only its edges."""
-        text = self.text
+        text, safe = self.text, self._safe
         x = text.find(" ", a + 1, b)
         tries = 0
-        while x != -1 and not self._safe(x) and tries < 8:
+        while x != -1 and not (x_ok := safe(x)) and tries < 8:
             x, tries = text.find(" ", x + 1, b), tries + 1
-        y = text.rfind(" ", a, b - 1)
+        if x == -1 or not x_ok:
+            return self.count(text[a:b])
+        y = text.rfind(" ", x + 1, b - 1)  # a safe y must lie after x
         tries = 0
-        while y != -1 and not self._safe(y) and tries < 8:
-            y, tries = text.rfind(" ", a, y), tries + 1
-        if x != -1 and y != -1 and x < y and self._safe(x) and self._safe(y):
-            return self.count(text[a:x]) + self._tokens_in(x, y) + self.count(text[y:b])
-        return self.count(text[a:b])
+        while y != -1 and not (y_ok := safe(y)) and tries < 8:
+            y, tries = text.rfind(" ", x + 1, y), tries + 1
+        if y == -1 or not y_ok:
+            return self.count(text[a:b])
+        return self.count(text[a:x]) + self._tokens_in(x, y) + self.count(text[y:b])
 
     def atoms(self, start: int, end: int) -> list[tuple[int, int, int, bool]]:
         """(start, end, tokens, starts_with_heading) pieces covering the span."""
@@ -156,10 +159,13 @@ class _Packer:
     def _atomise(
         self, start: int, end: int, level: int, out: list[tuple[int, int, int, bool]]
     ) -> None:
-        text = self.text
+        text, starts = self.text, self.starts
         pattern = _BLOCK if level == 0 else _LEVELS[level - 1]
+        # the spans are contiguous: one bisection per cut, each searching past the last
+        lo = bisect.bisect_left(starts, start)
         for a, b in _cut(text, start, end, pattern):
-            n = self._tokens_in(a, b)
+            hi = bisect.bisect_left(starts, b, lo)
+            n, lo = hi - lo, hi
             if n <= self.max:
                 out.append((a, b, n, text.startswith("#", a)))
             elif level < len(_LEVELS):

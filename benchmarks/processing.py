@@ -90,7 +90,7 @@ def _run_fused(spark, cfg: FmfConfig) -> tuple[int, int]:  # type: ignore[no-unt
     from fmf_spark.processing.spark import read_parse_chunk, split_fused
 
     fused = read_parse_chunk(spark, get_connector("bench", cfg), None, cfg.processing)
-    fused = fused.persist(StorageLevel.MEMORY_AND_DISK)
+    fused = fused.persist(StorageLevel.DISK_ONLY)  # as process() does
     docs, chunks = split_fused(fused)
     for frame in (docs, chunks):
         frame.write.format("noop").mode("overwrite").save()

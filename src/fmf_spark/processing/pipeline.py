@@ -64,7 +64,7 @@ def process(
     ``<run_dir>/documents`` and ``<run_dir>/chunks`` are overwritten (a rerun of the same
     run id replaces them). Each file is read, parsed and chunked in one Python pass on
     the executors (:func:`~fmf_spark.processing.spark.read_parse_chunk`); the fused rows
-    are persisted (memory, spilling to disk) so the two writes parse every file once.
+    are persisted (on local disk) so the two writes parse every file once.
 
     Args:
         spark: the session (passed in, never created here).
@@ -92,7 +92,9 @@ def process(
     chunks_path = _join(run_dir, "chunks")
 
     fused = read_parse_chunk(spark, connector, selector, config.processing)
-    fused = fused.persist(StorageLevel.MEMORY_AND_DISK)
+    # disk only: on a 20 MB corpus 7.4-9.1 CPU s against 8.1-11.3 for MEMORY_AND_DISK
+    # (no JVM heap pressure), and safe with a 1g executor
+    fused = fused.persist(StorageLevel.DISK_ONLY)
     try:
         docs, chunks = split_fused(fused)
         for frame, path in ((docs, documents_path), (chunks, chunks_path)):

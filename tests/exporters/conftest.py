@@ -136,3 +136,35 @@ def postgres():
         yield info
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def kill_process_after_batch(tmp_path: Path) -> Callable[..., None]:
+    """Run the export of ``cfg``'s sink in a separate process that is killed
+    (``os._exit(137)``) right after the sink wrote batch ``batch_id``.
+
+    Unlike :func:`kill_after_batch` nothing runs after the write: no exception handler,
+    no query shutdown. ``env`` adds variables (the secrets' store) to the child only.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(cfg: Any, outputs: str, batch_id: int, env: dict[str, str] | None = None) -> None:
+        config = tmp_path / f"kill-{batch_id}.json"
+        config.write_text(json.dumps(cfg.model_dump(mode="json", by_alias=True)))
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.exporters.kill_job", str(config), outputs, str(batch_id)],
+            cwd=root,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 137, proc.stdout + proc.stderr[-3000:]
+        assert "finished without being killed" not in proc.stdout
+
+    return run

@@ -69,16 +69,14 @@ def _sink(name, endpoint, **extra):
 
 
 def test_kill_after_batch_2_then_rerun_holds_each_item_once(
-    spark, make_outputs, make_config, moto_endpoint, table, kill_after_batch, expected_rows
+    spark, make_outputs, make_config, moto_endpoint, table, kill_process_after_batch, expected_rows
 ):
-    """Injected crash inside foreachBatch after batch 2 was written (test hook, same
-    checkpoint semantics as a kill); the replayed batch re-puts the same keys."""
+    """The export process is killed after batch 2 was written; the replayed batch
+    re-puts the same keys."""
     client, name = table
     inp = make_outputs()
     cfg = make_config(_sink(name, moto_endpoint))
-    kill_after_batch(2)
-    with pytest.raises(ExportError):
-        export_table(spark, cfg, "sink", inp, run_id="run1")
+    kill_process_after_batch(cfg, inp, 2)
     rerun = export_table(spark, cfg, "sink", inp, run_id="run1")
     assert rerun.batches == 3
     assert _scan(client, name) == _expected(expected_rows)

@@ -59,16 +59,14 @@ def _rows(postgres, table):
 
 
 def test_kill_after_batch_2_then_rerun_holds_each_row_once(
-    spark, postgres, pg_sink, make_outputs, kill_after_batch, expected_rows
+    spark, postgres, pg_sink, make_outputs, kill_process_after_batch, expected_rows
 ):
-    """Injected crash inside foreachBatch after batch 2 committed in PostgreSQL (test
-    hook, same checkpoint semantics as a kill); the replay MERGEs the same keys again."""
+    """The export process is killed after batch 2 committed in PostgreSQL; the replay
+    MERGEs the same keys again."""
     table, make = pg_sink
     cfg, resolver = make()
     inp = make_outputs()
-    kill_after_batch(2)
-    with pytest.raises(ExportError):
-        export_table(spark, cfg, "sink", inp, run_id="run1", resolver=resolver)
+    kill_process_after_batch(cfg, inp, 2, env={"FMF_TEST_PG_PW": postgres.password})
     rerun = export_table(spark, cfg, "sink", inp, run_id="run1", resolver=resolver)
     assert rerun.batches == 3
     assert rerun.rows_updated == N_ROWS // 5  # the replayed batch 2 matched its own rows

@@ -57,22 +57,19 @@ def _sorted(rows):
 
 
 def test_kill_after_batch_2_then_rerun_writes_each_row_once(
-    spark, make_outputs, make_config, moto_endpoint, bucket, kill_after_batch, expected_rows
+    spark, make_outputs, make_config, moto_endpoint, bucket, kill_process_after_batch, expected_rows
 ):
-    """Injected crash inside foreachBatch after batch 2's objects were uploaded.
+    """The export process is killed after batch 2's objects were uploaded.
 
     The rerun replays batch 2 with the same batch id, so it overwrites the same object
-    names; the sink ends with each row exactly once. (Test hook instead of killing a
-    process: same checkpoint semantics, no second JVM.)
+    names; the sink ends with each row exactly once.
     """
     client, name = bucket
     inp = make_outputs()
     cfg = make_config(
         {"type": "s3", "bucket": name, "endpoint_url": moto_endpoint, "compression": "gzip"}
     )
-    kill_after_batch(2)
-    with pytest.raises(ExportError):
-        export_table(spark, cfg, "sink", inp, run_id="run1")
+    kill_process_after_batch(cfg, inp, 2)
     rerun = export_table(spark, cfg, "sink", inp, run_id="run1")
     assert rerun.batches == 3
 

@@ -199,3 +199,17 @@ def test_fmf_process_cli_prints_counts(spark, folder: Path, tmp_path: Path, caps
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].startswith("invoices.csv\t171\t") and out[-1] == "1 files, 171 B"
+
+
+def test_process_single_pass_equals_the_public_transforms(
+    spark, folder: Path, tmp_path: Path
+) -> None:
+    """process() reads, parses and chunks in one fused pass; its two tables must equal
+    what parse_documents -> chunk_documents give on the same files."""
+    cfg = _config(folder, tmp_path)
+    result = process(spark, cfg, "docs", None, str(tmp_path / "artefacts" / "fused"))
+    files = get_connector("docs", cfg).to_dataframe(spark)
+    docs = parse_documents(files, cfg.processing)
+    chunks = chunk_documents(docs, cfg.processing.chunking)
+    assertDataFrameEqual(spark.read.format("delta").load(result.documents_path), docs)
+    assertDataFrameEqual(spark.read.format("delta").load(result.chunks_path), chunks)

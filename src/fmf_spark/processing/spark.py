@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig
 from fmf_spark.processing.chunking import chunk_text
-from fmf_spark.processing.parse import doc_id_for, parse_file
+from fmf_spark.processing.parse import ParsedDocument, doc_id_for, parse_file
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,6 +25,35 @@ if TYPE_CHECKING:
     from fmf_spark.connectors.base import DataConnector
 
 _PASSTHROUGH = ("source", "uri", "path", "size", "modified", "etag")
+
+
+def _document_fields(
+    rec: dict[str, Any], cfg: ProcessingConfig
+) -> tuple[dict[str, Any], ParsedDocument | None]:
+    """The DOCUMENTS columns of one files record, and the parsed document (None when
+    the connector could not read the file: its error is kept, the row never dropped)."""
+    if rec["status"] != "ok":
+        fields = {
+            "doc_id": doc_id_for(None, rec["uri"]),
+            "content_type": None,
+            "text": None,
+            "pages": None,
+            "metadata": {},
+            "status": rec["status"],
+            "error": rec["error"],
+        }
+        return fields, None
+    doc = parse_file(rec["content"], rec["path"], cfg, rec["uri"])
+    fields = {
+        "doc_id": doc.doc_id,
+        "content_type": doc.content_type,
+        "text": doc.text,
+        "pages": doc.pages,
+        "metadata": doc.metadata,
+        "status": doc.status,
+        "error": doc.error,
+    }
+    return fields, doc
 
 
 def parse_partition(
@@ -41,30 +70,8 @@ def parse_partition(
         for batch in batches:
             rows: list[dict[str, Any]] = []
             for rec in batch.to_dict("records"):
-                row = {k: rec[k] for k in _PASSTHROUGH}
-                if rec["status"] != "ok":
-                    # the connector could not read it: keep its error, never drop the row
-                    row.update(
-                        doc_id=doc_id_for(None, rec["uri"]),
-                        content_type=None,
-                        text=None,
-                        pages=None,
-                        metadata={},
-                        status=rec["status"],
-                        error=rec["error"],
-                    )
-                else:
-                    doc = parse_file(rec["content"], rec["path"], cfg, rec["uri"])
-                    row.update(
-                        doc_id=doc.doc_id,
-                        content_type=doc.content_type,
-                        text=doc.text,
-                        pages=doc.pages,
-                        metadata=doc.metadata,
-                        status=doc.status,
-                        error=doc.error,
-                    )
-                rows.append(row)
+                fields, _ = _document_fields(rec, cfg)
+                rows.append({**{k: rec[k] for k in _PASSTHROUGH}, **fields})
             frame = pd.DataFrame(rows, columns=columns)
             frame["size"] = frame["size"].astype("Int64")
             frame["pages"] = frame["pages"].astype("Int32")
@@ -221,31 +228,11 @@ def fused_partition(
         for batch in batches:
             for rec in batch.to_dict("records"):
                 read = read_resource(connector, info_from_record(rec))
-                row = {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document"}
-                if read["status"] != "ok":
-                    row.update(
-                        doc_id=doc_id_for(None, read["uri"]),
-                        content_type=None,
-                        text=None,
-                        pages=None,
-                        metadata={},
-                        status=read["status"],
-                        error=read["error"],
-                    )
-                    rows.append(row)
-                    continue
-                doc = parse_file(read["content"], read["path"], cfg, read["uri"])
-                row.update(
-                    doc_id=doc.doc_id,
-                    content_type=doc.content_type,
-                    text=doc.text,
-                    pages=doc.pages,
-                    metadata=doc.metadata,
-                    status=doc.status,
-                    error=doc.error,
+                fields, doc = _document_fields(read, cfg)
+                rows.append(
+                    {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document", **fields}
                 )
-                rows.append(row)
-                if doc.status != "ok":
+                if doc is None or doc.status != "ok":
                     continue
                 text = doc.text or ""
                 chars += 2 * len(text)  # the document and (about) its chunks

@@ -196,8 +196,18 @@ def bench_spark_vs_loop(workdir: Path, size_mb: int, chained: bool = False) -> N
         print("    WARNING: Spark and the loop disagree on counts")
 
 
-def bench_chunker(workdir: Path, mb: int) -> None:
+def bench_chunker(workdir: Path, mb: int, rounds: int = 3) -> None:
+    """Benchmark 2, measured in pairs: each document goes through our chunker, then
+    through langchain's splitter, back to back, and the times are summed per side.
+
+    This box is a VM whose speed drifts by up to 2x within seconds (noisy neighbours):
+    timing one side over the whole corpus and then the other compares two different
+    machines. Pairing per document (~5 ms and ~25 ms) gives both sides the same
+    conditions. One unmeasured warm-up pass, then ``rounds`` measured passes; the
+    figure is the median round.
+    """
     import random
+    import statistics
 
     import bpe_openai
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -210,44 +220,59 @@ def bench_chunker(workdir: Path, mb: int) -> None:
     size = sum(len(d.encode()) for d in docs)
     cfg = ChunkingConfig(strategy="markdown", max_tokens=512, overlap_tokens=64)
     enc = bpe_openai.get_encoding("o200k_base")
-    chunk_text("warm", "warm up", cfg)
-
-    # CPU seconds of this (single-threaded) process: on a shared, loaded box wall time
-    # mostly measures the neighbours; both sides run in this one thread
-    start, cpu = time.perf_counter(), time.process_time()
-    ours = [c for i, d in enumerate(docs) for c in chunk_text(str(i), d, cfg)]
-    ours_s, ours_cpu = time.perf_counter() - start, time.process_time() - cpu
-
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=512, chunk_overlap=64, length_function=lambda t: len(enc.encode(t))
     )
-    start, cpu = time.perf_counter(), time.process_time()
-    theirs = [c for d in docs for c in splitter.split_text(d)]
-    theirs_s, theirs_cpu = time.perf_counter() - start, time.process_time() - cpu
 
+    def measured_pass() -> tuple[float, float, float, float]:
+        wall = [0.0, 0.0]
+        cpu = [0.0, 0.0]
+        for i, d in enumerate(docs):
+            w, c = time.perf_counter(), time.process_time()
+            chunk_text(str(i), d, cfg)
+            wall[0] += time.perf_counter() - w
+            cpu[0] += time.process_time() - c
+            w, c = time.perf_counter(), time.process_time()
+            splitter.split_text(d)
+            wall[1] += time.perf_counter() - w
+            cpu[1] += time.process_time() - c
+        return wall[0], wall[1], cpu[0], cpu[1]
+
+    for d in docs[:10]:  # warm-up: allocator, caches, both code paths
+        chunk_text("warm", d, cfg)
+        splitter.split_text(d)
+    results = [measured_pass() for _ in range(rounds)]
+
+    ours = [c for i, d in enumerate(docs) for c in chunk_text(str(i), d, cfg)]
+    theirs = [c for d in docs for c in splitter.split_text(d)]
     ours_max = max(c.token_count for c in ours)
     ours_exact = all(c.token_count == count_tokens(c.text) for c in ours)
     theirs_sizes = [count_tokens(c) for c in theirs]
-    ours_rate, theirs_rate = size / MB / ours_s, size / MB / theirs_s
+    ratios = [theirs_w / ours_w for ours_w, theirs_w, _, _ in results]
+    cpu_ratios = [theirs_c / ours_c for _, _, ours_c, theirs_c in results]
+    mid = sorted(range(rounds), key=lambda r: ratios[r])[rounds // 2]
+    ours_w, theirs_w, _, _ = results[mid]
     print(
-        f"\n[2] chunker vs RecursiveCharacterTextSplitter, {size / MB:.1f} MB markdown, 512/64 tokens"
+        f"\n[2] chunker vs RecursiveCharacterTextSplitter, {size / MB:.1f} MB markdown, 512/64 tokens, "
+        f"timed in pairs per document, {rounds} rounds after a warm-up"
     )
     print(
-        f"    fmf markdown chunker : {ours_rate:6.2f} MB/s  {len(ours)} chunks, max {ours_max} tokens, "
+        f"    fmf markdown chunker : {size / MB / ours_w:6.2f} MB/s  {len(ours)} chunks, max {ours_max} tokens, "
         f"counts exact: {ours_exact}"
     )
     print(
-        f"    langchain splitter   : {theirs_rate:6.2f} MB/s  {len(theirs)} chunks, max {max(theirs_sizes)} tokens, "
+        f"    langchain splitter   : {size / MB / theirs_w:6.2f} MB/s  {len(theirs)} chunks, max {max(theirs_sizes)} tokens, "
         f"{sum(s > 512 for s in theirs_sizes)} over budget"
     )
     print(
-        f"    CPU seconds          : fmf {ours_cpu:.2f}, langchain {theirs_cpu:.2f} "
-        f"-> {theirs_cpu / ours_cpu:.2f}x by CPU time"
+        "    ratio per round      : wall "
+        + ", ".join(f"{r:.2f}x" for r in ratios)
+        + "; CPU "
+        + ", ".join(f"{r:.2f}x" for r in cpu_ratios)
     )
-    ratio = ours_rate / theirs_rate
-    print(
-        f"    ratio (wall MB/s)    : {ratio:.2f}x  (target >= 3x: {'PASS' if ratio >= 3 and ours_max <= 512 else 'FAIL'})"
-    )
+    ratio = statistics.median(ratios)
+    ok = ratio >= 3 and ours_max <= 512 and ours_exact
+    print(f"    ratio (median, wall) : {ratio:.2f}x  (target >= 3x: {'PASS' if ok else 'FAIL'})")
 
 
 def _tree_rss(pid: int) -> int:
@@ -345,6 +370,7 @@ def main() -> None:
     )
     parser.add_argument("--size-mb", type=int, default=200, help="corpus size for benchmark 1")
     parser.add_argument("--chunker-mb", type=int, default=20, help="markdown size for benchmark 2")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds of benchmark 2")
     parser.add_argument("--big-mb", type=int, default=0, help="run benchmark 3 at this size (1024)")
     parser.add_argument("--only", choices=["1", "2", "3"], help="run one benchmark")
     parser.add_argument(
@@ -363,7 +389,7 @@ def main() -> None:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "2"):
-        bench_chunker(workdir, args.chunker_mb)
+        bench_chunker(workdir, args.chunker_mb, args.rounds)
     if args.only in (None, "1"):
         bench_spark_vs_loop(workdir, args.size_mb, args.chained)
     if args.only == "3" or (args.only is None and args.big_mb):

@@ -9,6 +9,7 @@ import pytest
 
 from fmf_spark.config.processing import ChunkingConfig
 from fmf_spark.processing import chunk_id_for, chunk_text, count_tokens
+from fmf_spark.processing.chunking import _joins
 from fmf_spark.processing.synthetic import markdown_doc
 
 
@@ -111,8 +112,41 @@ def test_small_and_empty_documents() -> None:
     assert only.metadata == {"path": "a.md", "strategy": "markdown", "encoding": "o200k_base"}
 
 
+_ODD_PIECES = [
+    "don't", "l'été", "U.S.A.", "3.14159", "東京都", "emoji😀", "  double  spaces", "\t",
+    "CamelCaseWord", "ÄÖÜäöü", "https://x.example/a?b=c", "snake_case", "(parens)", "--flag",
+    "'quoted'", "1,000,000", "ﬁligature", "e\u0301", "ALLCAPS", "x", "\n", "\n\n", "- item",
+    "## Heading", "| a | b |", "Ωμέγα", "привет", "a.b.c", "...", "!!!", "$100", "#tag", "/path",
+    "end.\n/", "\r\n", "\n  \n", "\n   indented", "x \n\n", "\u2028", "\x0c", "'s", " 's",
+]  # fmt: skip
+_SEPARATORS = [" ", " ", " ", "\n", "\n\n", "\n  ", "\t", "", "  ", ".\n", "\n/"]
+
+
+def _odd_text(rng: random.Random, words: int) -> str:
+    return "".join(rng.choice(_ODD_PIECES) + rng.choice(_SEPARATORS) for _ in range(words))
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_counts_add_up_where_the_chunker_says_they_do(encoding: str) -> None:
+    """The chunker adds the counts of pieces split where ``_joins`` holds: check that
+    claim against the tokenizer on odd text, at every such position."""
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(100):
+        text = _odd_text(rng, rng.randint(5, 60))
+        for p in range(1, len(text)):
+            if not _joins(text, p):
+                continue
+            x, y = rng.randint(0, p - 1), rng.randint(p + 1, len(text))
+            whole = count_tokens(text[x:y], encoding)
+            parts = count_tokens(text[x:p], encoding) + count_tokens(text[p:y], encoding)
+            assert whole == parts, (text[x:p], text[p:y])
+            checked += 1
+    assert checked > 1000
+
+
 def test_token_counts_exact_on_adversarial_text() -> None:
-    """Counts reuse the document's tokenisation between safe cuts: check it on odd text."""
+    """Counts add up atoms' counts between safe cuts: check them on odd text."""
     pieces = [
         "don't", "l'été", "U.S.A.", "3.14159", "東京都", "emoji😀", "  double  spaces", "\t",
         "CamelCaseWord", "ÄÖÜäöü", "https://x.example/a?b=c", "snake_case", "(parens)", "--flag",
@@ -122,10 +156,21 @@ def test_token_counts_exact_on_adversarial_text() -> None:
     rng = random.Random(5)
     for trial in range(30):
         text = " ".join(rng.choice(pieces) for _ in range(rng.randint(200, 1500)))
+        if trial % 2:  # and with every kind of separator, newlines and indents included
+            text = _odd_text(rng, rng.randint(200, 1500))
+        encoding = rng.choice(["o200k_base", "cl100k_base"])
         for strategy in ("markdown", "tokens"):
             cfg = ChunkingConfig(
-                strategy=strategy, max_tokens=rng.choice([16, 40, 100]), overlap_tokens=5
+                strategy=strategy,
+                max_tokens=rng.choice([16, 40, 100, 300]),
+                overlap_tokens=rng.choice([0, 5, 30]),
+                encoding=encoding,
             )
-            for c in chunk_text(f"d{trial}", text, cfg):
-                assert c.token_count == count_tokens(c.text), (trial, strategy, c.text)
+            chunks = chunk_text(f"d{trial}", text, cfg)
+            for c in chunks:
+                assert c.token_count == count_tokens(c.text, encoding), (trial, strategy, c.text)
                 assert c.token_count <= cfg.max_tokens
+            covered = [False] * len(text)
+            for c in chunks:
+                covered[c.char_start : c.char_end] = [True] * (c.char_end - c.char_start)
+            assert all(covered[i] or text[i].isspace() for i in range(len(text))), trial

@@ -67,6 +67,19 @@ def token_counter(encoding: str) -> Callable[[str], int]:
     return slow
 
 
+@lru_cache(maxsize=4)
+def raw_token_counter(encoding: str) -> Callable[[str], int]:
+    """The tokenizer's own count, for texts known to be under ``_MAX_CALL_CHARS``.
+
+    One Python call less per count than :func:`token_counter` (it matters to the
+    chunker, which counts every paragraph); falls back to that counter when the
+    backend has no ``count``.
+    """
+    backend = getattr(get_encoding(encoding), "_backend", None)
+    count = getattr(backend, "count", None)
+    return count if callable(count) else token_counter(encoding)
+
+
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of ``text`` in an OpenAI encoding, offline.
 

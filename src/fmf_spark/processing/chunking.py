@@ -5,16 +5,18 @@ Three strategies, all measured in real tokens of an OpenAI encoding:
 - ``tokens``: fixed windows of ``max_tokens`` with ``overlap_tokens`` of overlap, cut on
   token boundaries (one encode of the document, offsets from the tokenizer).
 - ``markdown``: recursive by structure. The text is cut into blocks at headings and
-  blank lines; a block over budget is cut at lines, then sentences, then words, then
-  tokens. Blocks are packed greedily up to ``max_tokens``, preferring to start a new
-  chunk at a heading once the current one is half full; each chunk begins with about
-  ``overlap_tokens`` of the previous one, snapped to a word boundary.
+  blank lines; a block over budget is cut at lines, then sentences, then into windows
+  of tokens ending before a space. Blocks are packed greedily up to ``max_tokens``,
+  preferring to start a new chunk at a heading once the current one is half full; each
+  chunk begins with at most (about 90% of) ``overlap_tokens`` of the previous one,
+  starting at a word.
 - ``page``: one chunk per page (PDF ``page_starts``), pages over budget cut by
   ``markdown``.
 
 Every chunk is a span of the document's text (``text[char_start:char_end]``, edges
-trimmed of whitespace) and its ``token_count`` is exact (recounted, never estimated),
-so no chunk exceeds ``max_tokens``. ``chunk_id`` is the sha256 of
+trimmed of whitespace) and its ``token_count`` is exact (the count of that text on its
+own, summed from pieces only where the tokenizer's pieces provably add up), so no chunk
+exceeds ``max_tokens``. ``chunk_id`` is the sha256 of
 ``doc_id:char_start:char_end``: the same document and config give the same ids.
 """
 
@@ -351,14 +353,14 @@ class _Packer:
                 q = self._rstrip(c, self._shrink(c, q))
                 exact = count(text[c:q])
             chunks.append((c, q, exact))
-            if self.overlap and (i < n or cut):
-                found = self._carry(c, q, exact, nxt)
-                if found is not None:
-                    carry = (found[0], found[1], not cut)
-            if cut and carry is None:
+            if cut:  # no overlap here: the next chunk must start past this one's start
                 rest = self._lstrip(q, nxt)
                 if rest < nxt:
                     carry = (rest, count(text[rest:nxt]), False)
+            elif self.overlap and i < n:
+                found = self._carry(c, q, exact, nxt)
+                if found is not None:
+                    carry = (found[0], found[1], True)
         return chunks
 
     def _shrink(self, a: int, b: int) -> int:

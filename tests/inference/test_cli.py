@@ -135,7 +135,7 @@ def test_simulator_serve_runs_until_interrupted(tmp_path: Path) -> None:
             "simulator",
             "serve",
             "--rpm",
-            "60",
+            "6",  # one request per 10 s window
             "--window-s",
             "10",
         ],
@@ -155,7 +155,11 @@ def test_simulator_serve_runs_until_interrupted(tmp_path: Path) -> None:
             httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10).status_code
             for _ in range(12)
         ]
-        assert codes.count(429) >= 2  # 10 per 10 s window (12 requests in < 10 s)
+        # the windows are fixed (epoch-aligned): 12 requests that straddle one boundary
+        # still get at least 10 refusals; only 12 requests spread over 110 s get fewer
+        # than 2 (at 60 RPM, 10 per window, a straddle could leave none)
+        assert codes.count(200) >= 1
+        assert codes.count(429) >= 2
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

@@ -78,18 +78,6 @@ Counter = Callable[[str], int]
 Atom = tuple[int, int, int, bool, bool]
 
 
-def _cut(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
-    spans = []
-    pos = start
-    for m in pattern.finditer(text, start, end):
-        e = m.end()
-        if pos < e < end:
-            spans.append((pos, e))
-            pos = e
-    spans.append((pos, end))
-    return spans
-
-
 def _joins(text: str, p: int) -> bool:
     """Whether BPE pre-tokenisation starts a piece at ``p`` whatever text surrounds it.
 

@@ -41,25 +41,31 @@ def _segments(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _backend_count(encoding: str) -> Callable[[str], int] | None:
+    """The Rust backend's ``count`` (no Python list of token ids), if it has one."""
+    count = getattr(getattr(get_encoding(encoding), "_backend", None), "count", None)
+    return count if callable(count) else None
+
+
 @lru_cache(maxsize=4)
 def token_counter(encoding: str) -> Callable[[str], int]:
-    """A fast ``text -> token count`` for ``encoding``.
+    """A fast ``text -> token count`` for ``encoding``, for text of any length.
 
-    Uses the Rust backend's ``count`` when present (no Python list of token ids), else
-    ``len(encode(...))``; special-token text is counted as ordinary text.
+    Uses the backend's ``count`` when present, else ``len(encode(...))``; special-token
+    text is counted as ordinary text.
     """
-    enc = get_encoding(encoding)
-    backend = getattr(enc, "_backend", None)
-    count = getattr(backend, "count", None)
-
-    if callable(count):
+    count = _backend_count(encoding)
+    if count is not None:
+        backend_count = count
 
         def fast(text: str) -> int:
             if len(text) < _MAX_CALL_CHARS:
-                return int(count(text))
-            return sum(int(count(text[a:b])) for a, b in _segments(text))
+                return int(backend_count(text))
+            return sum(int(backend_count(text[a:b])) for a, b in _segments(text))
 
         return fast
+
+    enc = get_encoding(encoding)
 
     def slow(text: str) -> int:
         return sum(len(enc.encode_ordinary(text[a:b])) for a, b in _segments(text))
@@ -69,15 +75,12 @@ def token_counter(encoding: str) -> Callable[[str], int]:
 
 @lru_cache(maxsize=4)
 def raw_token_counter(encoding: str) -> Callable[[str], int]:
-    """The tokenizer's own count, for texts known to be under ``_MAX_CALL_CHARS``.
+    """The backend's own count, for texts known to be under ``_MAX_CALL_CHARS``.
 
     One Python call less per count than :func:`token_counter` (it matters to the
-    chunker, which counts every paragraph); falls back to that counter when the
-    backend has no ``count``.
+    chunker, which counts every paragraph).
     """
-    backend = getattr(get_encoding(encoding), "_backend", None)
-    count = getattr(backend, "count", None)
-    return count if callable(count) else token_counter(encoding)
+    return _backend_count(encoding) or token_counter(encoding)
 
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:

@@ -6,10 +6,12 @@
 
 1. Parse + chunk a generated mixed corpus (md, txt, html, csv, xlsx, pdf) through Spark
    (``local[2]``: connector -> parse_documents -> chunk_documents -> noop sink) vs. the
-   same pure functions in a plain Python loop (one process). Target: Spark >= 0.8x.
+   same pure functions in a plain Python loop (one process), timed loop, Spark, loop.
+   Target: Spark >= 0.8x the mean of the two loops.
 2. Our markdown chunker vs. langchain-text-splitters' RecursiveCharacterTextSplitter on
    the same markdown, same budget (512 tokens) and overlap (64), both measuring length
-   in o200k_base tokens. Target: >= 3x MB/s, every chunk within the budget.
+   in o200k_base tokens, timed in pairs per document. Target: >= 3x MB/s, every chunk
+   within the budget.
 3. The Spark path on a ~1 GB corpus with ``spark.driver.memory=1g`` and
    ``spark.executor.memory=1g`` in a fresh process: completes; peak RSS of the process
    tree (JVM + Python workers) printed.
@@ -183,6 +185,12 @@ def bench_spark_vs_loop(workdir: Path, size_mb: int, chained: bool = False) -> N
         f"{result['documents']} docs {result['chunks']} chunks (fused pass of `process`)"
     )
     print(f"    (Spark first run, cold JVM and workers: {result['cold_seconds']:.1f} s)")
+    # loop, Spark, loop: this VM's speed drifts, and the mean of the loop timed before and
+    # after the Spark run cancels a steady drift
+    again_s, _, _ = plain_loop(root, cfg)
+    print(f"    plain loop, again : {again_s:7.1f} s  {size / MB / again_s:6.2f} MB/s")
+    loop_s = (loop_s + again_s) / 2
+    loop_rate = size / MB / loop_s
     print(
         f"    CPU seconds       : loop {loop_cpu:.1f}, Spark (JVM + Python workers) "
         f"{result['cpu_seconds']:.1f}; on a busy machine wall time follows the CPU share, "
@@ -190,7 +198,7 @@ def bench_spark_vs_loop(workdir: Path, size_mb: int, chained: bool = False) -> N
     )
     ratio = spark_rate / loop_rate
     print(
-        f"    ratio Spark/loop  : {ratio:.2f}x  (target >= 0.8x: {'PASS' if ratio >= 0.8 else 'FAIL'})"
+        f"    ratio Spark/loop  : {ratio:.2f}x against the mean of the two loops  (target >= 0.8x: {'PASS' if ratio >= 0.8 else 'FAIL'})"
     )
     if result["chunks"] != loop_chunks or result["documents"] != loop_docs:
         print("    WARNING: Spark and the loop disagree on counts")

@@ -17,24 +17,13 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from fmf_spark._deps import require
-from fmf_spark.config.processing import OcrConfig
+from fmf_spark.config.processing import OcrConfig, ProcessingConfig
+from fmf_spark.processing import text as types
+from fmf_spark.processing.base import Loaded, LoaderSpec, register_loader
 from fmf_spark.processing.text import ParseFailure, decode_text, normalize
-
-
-@dataclass
-class Loaded:
-    """What a loader produced: markdown text, pages, and notes for ``metadata``."""
-
-    text: str
-    pages: int | None = None
-    #: character offset where each page starts in ``text`` (PDF only)
-    page_starts: list[int] | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-
 
 # --- markdown tables ------------------------------------------------------------------------
 
@@ -479,3 +468,49 @@ def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     if ocr_pages:
         meta["ocr_pages"] = str(ocr_pages)
     return Loaded("\n\n".join(texts), pages=len(pages), page_starts=starts, metadata=meta)
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def _text(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_text(data)
+
+
+def _html(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_html(data)
+
+
+def _csv(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_csv(data)
+
+
+def _xlsx(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_xlsx(data, cfg.max_compression_ratio, max(cfg.max_file_bytes * 20, 1 << 30))
+
+
+def _parquet(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_parquet(data)
+
+
+def _pdf(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_pdf(data, cfg.ocr, cfg.parse_timeout_s)
+
+
+def _image(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_image(data, cfg.ocr, cfg.parse_timeout_s)
+
+
+# Magic bytes of these built-in types are recognised by ``text.sniff_type`` itself.
+for _spec in (
+    LoaderSpec(types.TEXT, _text, ("txt", "text", "log")),
+    LoaderSpec(types.MARKDOWN, _text, ("md", "markdown")),
+    LoaderSpec(types.HTML, _html, ("html", "htm", "xhtml")),
+    LoaderSpec(types.CSV, _csv, ("csv",)),
+    LoaderSpec(types.XLSX, _xlsx, ("xlsx", "xlsm")),
+    LoaderSpec(types.PARQUET, _parquet, ("parquet",)),
+    LoaderSpec(types.PDF, _pdf, ("pdf",)),
+    LoaderSpec(types.PNG, _image, ("png",)),
+    LoaderSpec(types.JPEG, _image, ("jpg", "jpeg")),
+):
+    register_loader(_spec)

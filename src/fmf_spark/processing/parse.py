@@ -27,21 +27,8 @@ from typing import Any
 
 from fmf_spark.config.processing import ProcessingConfig
 from fmf_spark.errors import FmfError
-from fmf_spark.processing import loaders
-from fmf_spark.processing.text import (
-    CSV,
-    HTML,
-    JPEG,
-    MARKDOWN,
-    PARQUET,
-    PDF,
-    PNG,
-    TEXT,
-    XLSX,
-    ParseFailure,
-    detect_type,
-    normalize,
-)
+from fmf_spark.processing.base import LOADERS, Loaded
+from fmf_spark.processing.text import ParseFailure, detect_type, normalize
 
 
 @dataclass
@@ -91,25 +78,11 @@ def doc_id_for(content: bytes | None, uri: str) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _load(content_type: str, data: bytes, cfg: ProcessingConfig) -> loaders.Loaded:
-    timeout = cfg.parse_timeout_s
-    if content_type in (TEXT, MARKDOWN):
-        return loaders.load_text(data)
-    if content_type == HTML:
-        return loaders.load_html(data)
-    if content_type == CSV:
-        return loaders.load_csv(data)
-    if content_type == XLSX:
-        return loaders.load_xlsx(
-            data, cfg.max_compression_ratio, max(cfg.max_file_bytes * 20, 1 << 30)
-        )
-    if content_type == PARQUET:
-        return loaders.load_parquet(data)
-    if content_type == PDF:
-        return loaders.load_pdf(data, cfg.ocr, timeout)
-    if content_type in (PNG, JPEG):
-        return loaders.load_image(data, cfg.ocr, timeout)
-    raise ParseFailure(f"no loader for {content_type}", code="processing.unsupported_type")
+def _load(content_type: str, data: bytes, cfg: ProcessingConfig) -> Loaded:
+    spec = LOADERS.find(content_type)
+    if spec is None:
+        raise ParseFailure(f"no loader for {content_type}", code="processing.unsupported_type")
+    return spec.load(data, cfg)
 
 
 def parse_file(

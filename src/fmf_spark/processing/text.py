@@ -23,24 +23,6 @@ JPEG = "image/jpeg"
 ZIP = "application/zip"
 OCTET = "application/octet-stream"
 
-EXTENSIONS: dict[str, str] = {
-    "txt": TEXT,
-    "text": TEXT,
-    "log": TEXT,
-    "md": MARKDOWN,
-    "markdown": MARKDOWN,
-    "html": HTML,
-    "htm": HTML,
-    "xhtml": HTML,
-    "csv": CSV,
-    "pdf": PDF,
-    "xlsx": XLSX,
-    "xlsm": XLSX,
-    "parquet": PARQUET,
-    "png": PNG,
-    "jpg": JPEG,
-    "jpeg": JPEG,
-}
 TEXT_TYPES = {TEXT, MARKDOWN, HTML, CSV}
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
@@ -52,14 +34,38 @@ class ParseFailure(ProcessingError):
 
 
 def extension_type(path: str) -> str | None:
+    """The content type of a registered loader that claims the path's extension."""
+    from fmf_spark.processing.base import LOADERS
+
     name = path.rsplit("/", 1)[-1]
     if "." not in name:
         return None
-    return EXTENSIONS.get(name.rsplit(".", 1)[-1].lower())
+    ext = name.rsplit(".", 1)[-1].lower()
+    for content_type, spec in LOADERS.items():
+        if ext in spec.extensions:
+            return content_type
+    return None
+
+
+def _registered_sniff(data: bytes) -> str | None:
+    """A registered (non built-in) binary format recognising these bytes."""
+    from fmf_spark.processing.base import LOADERS
+
+    for content_type, spec in LOADERS.items():
+        if spec.sniff is not None and spec.sniff(data):
+            return content_type
+    return None
 
 
 def sniff_type(data: bytes) -> str | None:
     """The content type told by magic bytes, or None for text and unknown binaries."""
+    builtin = _builtin_sniff(data)
+    if builtin is None or builtin == ZIP:
+        return _registered_sniff(data) or builtin
+    return builtin
+
+
+def _builtin_sniff(data: bytes) -> str | None:
     head = data[:16]
     if head.startswith(b"%PDF-") or b"%PDF-" in data[:1024]:
         return PDF

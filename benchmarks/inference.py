@@ -186,8 +186,8 @@ def main() -> int:
                 "tasks": args.tasks,
                 "providers": {
                     "sim": {
-                        "type": "openai",
-                        "base_url": sim.openai_base_url,
+                        "type": "simulator",
+                        "base_url": sim.url,
                         "model": "gpt-4o-mini",
                         "concurrency": args.concurrency,
                         "rate_limit": {

@@ -13,6 +13,31 @@ code raising these errors should not put secrets in them in the first place.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fmf_spark.inference.base import Completion, RateLimitInfo
+
+#: longest error message kept on a row (the ``error.message`` of a failed row)
+MAX_ERROR_CHARS = 2000
+
+
+def error_struct(
+    code: str, message: str, retryable: bool = False, *, max_chars: int = MAX_ERROR_CHARS
+) -> dict[str, Any]:
+    """The ``error`` struct of a failed row (:data:`fmf_spark.schemas.ERROR_STRUCT`).
+
+    The one place an error becomes row data: messages longer than ``max_chars`` are cut
+    (ending in ``...``) so one bad answer cannot bloat a table.
+
+    Example:
+        >>> error_struct("processing.empty", "the file is empty")
+        {'code': 'processing.empty', 'message': 'the file is empty', 'retryable': False}
+    """
+    if len(message) > max_chars:
+        message = message[:max_chars] + "..."
+    return {"code": code, "message": message, "retryable": bool(retryable)}
+
 
 class FmfError(Exception):
     """Base of every error fmf_spark raises on purpose.
@@ -49,6 +74,25 @@ class FmfError(Exception):
         if self.hint:
             text += f" (hint: {self.hint})"
         return " ".join(text.split("\n"))
+
+    def to_struct(self, message: str | None = None) -> dict[str, Any]:
+        """This error as the ``error`` struct of a failed row (see :func:`error_struct`).
+
+        Args:
+            message: the text to keep instead of :attr:`message` (a redacted copy).
+        """
+        return error_struct(self.code, self.message if message is None else message, self.retryable)
+
+    # Errors cross process boundaries (Spark's Python workers, the Py4J callback of
+    # ``foreachBatch``): rebuild from the message, then restore every declared field.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
 
 
 # --- configuration and secrets -------------------------------------------------------------
@@ -94,24 +138,69 @@ class ProcessingError(FmfError):
     code = "processing.error"
 
 
+class ParseFailure(ProcessingError):
+    """A document that cannot be turned into text; ``code`` says why."""
+
+
+class ParseTimeout(ParseFailure):
+    """Parsing one file took longer than ``processing.parse_timeout_s``."""
+
+    code = "processing.timeout"
+
+
 # --- inference --------------------------------------------------------------------------
 
 
 class InferenceError(FmfError):
-    """A model call failed."""
+    """A model call failed.
+
+    Args:
+        message: what happened.
+        code: see :class:`FmfError`.
+        hint: see :class:`FmfError`.
+        retryable: see :class:`FmfError`.
+        attempts: calls made for the request before it failed (set by the retry policy).
+        elapsed_ms: time spent on the request, retries and waits included.
+        completion: the answer that failed validation (:class:`InvalidOutput`): its
+            tokens were paid for.
+        rate_limit: the provider's ``x-ratelimit-*`` headers on the failed answer; the
+            limiter adapts to failed calls too.
+    """
 
     code = "inference.error"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+        attempts: int = 0,
+        elapsed_ms: int | None = None,
+        completion: Completion | None = None,
+        rate_limit: RateLimitInfo | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint, retryable=retryable)
+        self.attempts = attempts
+        self.elapsed_ms = elapsed_ms
+        self.completion = completion
+        self.rate_limit = rate_limit
+
 
 class RetryableInferenceError(InferenceError):
-    """A model call failed in a way that may succeed when tried again."""
+    """A model call failed in a way that may succeed when tried again.
+
+    Args:
+        retry_after: seconds the provider asked us to wait (``Retry-After`` /
+            ``retry-after-ms``); other arguments as :class:`InferenceError`.
+    """
 
     code = "inference.transient"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        #: seconds the provider asked us to wait (``Retry-After`` / ``retry-after-ms``)
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
 
@@ -130,10 +219,22 @@ class Transient(RetryableInferenceError):
 class QuotaExhausted(InferenceError):
     """A quota that will not clear soon (daily quota, ``CapacityLimitExceeded``).
 
-    Not retryable: the job stops with this message rather than looping.
+    Not retryable: the job stops with this message rather than looping. When the batch
+    runner raises it, :attr:`partial` holds the outputs DataFrame of the requests made
+    so far (what was paid for), so the caller can save them; it stays on the driver and
+    is left out when the error is pickled.
     """
 
     code = "inference.quota_exhausted"
+
+    def __init__(self, message: str, *, partial: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial = partial
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["partial"] = None  # a DataFrame belongs to its driver
+        return state
 
 
 class ContentFiltered(InferenceError):
@@ -164,6 +265,13 @@ class InvalidOutput(InferenceError):
     """The model's answer is not valid JSON for the requested schema."""
 
     code = "inference.invalid_output"
+
+
+class LimiterUnreachable(InferenceError):
+    """The quota broker on the driver cannot be reached from this executor."""
+
+    code = "inference.limiter_unreachable"
+    retryable = True
 
 
 # --- prompts and chains -----------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_dry_run_prints_the_plan(spark, tmp_path: Path, capsys) -> None:
 
 def test_a_failed_run_still_writes_its_record(spark, tmp_path: Path) -> None:
     from fmf_spark.chains.model import load_chain
-    from fmf_spark.chains.runner import run_chain
+    from fmf_spark.cli.app import run_chain
     from fmf_spark.config import load_config
     from fmf_spark.errors import FmfError
 

@@ -24,7 +24,7 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     (wheel,) = dist.glob("fmf_spark-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "fmf_spark/py.typed" in names
-    assert "fmf_spark/cli.py" in names
+    assert "fmf_spark/cli/__init__.py" in names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from fmf_spark.cli import main
+from fmf_spark.cli.app import run_prompt_tests
 from fmf_spark.prompts.model import PromptExpectation
 from fmf_spark.prompts.registry import PromptRegistry
-from fmf_spark.prompts.testing import check_expectation, run_prompt_tests
+from fmf_spark.prompts.testing import check_expectation
 from tests.prompts.test_registry import V1, greet, write_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_prompt_tests_run_against_the_simulator(spark) -> None:
         ROOT / "conf" / "fmf.yaml",
         profile="local",
         environ={},
-        overrides=["inference.simulator.latency_ms=1"],
+        overrides=["inference.providers.simulator.server.latency_ms=1"],
     )
     version = PromptRegistry(ROOT / "prompts").get("summarize_chunk#1")
     [result] = run_prompt_tests(spark, version, cfg)

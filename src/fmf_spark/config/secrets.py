@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from fmf_spark._deps import require
+from fmf_spark.clients.aws import aws_client, aws_error
 from fmf_spark.config.base import SecretRef
 from fmf_spark.config.models import FmfConfig, iter_secret_refs
 from fmf_spark.config.secrets_models import (
@@ -69,16 +70,14 @@ class EnvProvider:
 
 
 def _boto_client(service: str, region: str | None, endpoint_url: str | None) -> Any:
-    boto3 = require("boto3")
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+    return aws_client(service, region=region, endpoint_url=endpoint_url)
 
 
 def _aws_reason(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        err = response.get("Error", {})
-        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', '')}".strip(": ")
-    return f"{type(exc).__name__}: {exc}"
+    code, message = aws_error(exc)
+    if not code:
+        return f"{type(exc).__name__}: {message}"
+    return f"{code}: {message}".strip(": ")
 
 
 class AwsSecretsManagerProvider:

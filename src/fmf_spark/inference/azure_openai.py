@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import Field
 
 from fmf_spark._deps import require
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.inference import ProviderConfig
 from fmf_spark.errors import (
     AuthError,
     ContentFiltered,
@@ -30,6 +34,38 @@ from fmf_spark.inference.base import (
     RateLimitInfo,
     TokenCallback,
 )
+from fmf_spark.inference.providers import register_provider
+
+if TYPE_CHECKING:
+    from fmf_spark.inference.providers import ProviderRuntime
+
+
+class AzureOpenAIProviderConfig(ProviderConfig):
+    """An Azure OpenAI deployment: API key, else Entra ID (azure-identity)."""
+
+    type: Literal["azure_openai"] = "azure_openai"
+    endpoint: str = Field(description="https://<resource>.openai.azure.com")
+    api_version: str = "2024-10-21"
+    deployment: str
+    model: str | None = Field(default=None, description="Model name for the price table.")
+    api_key: SecretRef | None = Field(
+        default=None, description="Default: Entra ID (azure-identity)."
+    )
+
+    def model_name(self) -> str:
+        return self.model or self.deployment
+
+
+class OpenAIProviderConfig(ProviderConfig):
+    """The OpenAI API or any compatible endpoint."""
+
+    type: Literal["openai"] = "openai"
+    base_url: str | None = None
+    model: str
+    api_key: SecretRef | None = None
+
+    def model_name(self) -> str:
+        return self.model
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -118,6 +154,16 @@ def map_openai_error(exc: Exception) -> InferenceError:
     code = str(exc.code or body.get("code") or "")
     message = str(body.get("message") or exc.message)
     text = f"HTTP {status} {code}: {message}".replace(" : ", ": ")
+    # the limiter adapts to the headers of failed calls too
+    error = _status_error(status, code, message, text, headers)
+    error.rate_limit = rate_limit_from(headers)
+    return error
+
+
+def _status_error(
+    status: int, code: str, message: str, text: str, headers: Mapping[str, str] | None
+) -> InferenceError:
+    """The error of an HTTP status (and the provider's error code and message)."""
     error: InferenceError
     if status == 429:
         if code == "insufficient_quota" or (
@@ -138,8 +184,6 @@ def map_openai_error(exc: Exception) -> InferenceError:
         error = ContextLengthExceeded(text, hint="shorten the chunks or the prompt")
     else:
         error = InvalidRequest(text)
-    # the limiter adapts to the headers of failed calls too
-    setattr(error, "rate_limit", rate_limit_from(headers))  # noqa: B010
     return error
 
 
@@ -296,3 +340,31 @@ def azure_openai_adapter(
         **auth,
     )
     return OpenAIChatAdapter(client, model, request_model=deployment)
+
+
+def _openai_client(rt: ProviderRuntime, pool: int) -> OpenAIChatAdapter:
+    cfg = cast(OpenAIProviderConfig, rt.config)  # the registry key is the config's type
+    return openai_adapter(
+        base_url=cfg.base_url,
+        api_key=rt.secret("api_key"),
+        model=cfg.model_name(),
+        timeout_s=cfg.timeout_s,
+        pool=pool,
+    )
+
+
+def _azure_client(rt: ProviderRuntime, pool: int) -> OpenAIChatAdapter:
+    cfg = cast(AzureOpenAIProviderConfig, rt.config)  # the registry key is the config's type
+    return azure_openai_adapter(
+        endpoint=cfg.endpoint,
+        deployment=cfg.deployment,
+        api_version=cfg.api_version,
+        api_key=rt.secret("api_key"),
+        model=cfg.model_name(),
+        timeout_s=cfg.timeout_s,
+        pool=pool,
+    )
+
+
+register_provider("azure_openai", AzureOpenAIProviderConfig, _azure_client)
+register_provider("openai", OpenAIProviderConfig, _openai_client)

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fmf_spark.config.processing import ProcessingConfig
-from fmf_spark.errors import FmfError
+from fmf_spark.errors import FmfError, ParseFailure, ParseTimeout, error_struct
 from fmf_spark.processing.base import LOADERS, Loaded
-from fmf_spark.processing.text import ParseFailure, detect_type, normalize
+from fmf_spark.processing.text import detect_type, normalize
+
+__all__ = ["ParseTimeout", "ParsedDocument", "doc_id_for", "parse_file", "time_limit"]
 
 
 @dataclass
@@ -42,10 +44,6 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
     error: dict[str, Any] | None = None
-
-
-class ParseTimeout(ParseFailure):
-    code = "processing.timeout"
 
 
 @contextmanager
@@ -159,5 +157,5 @@ def _failed(
         None,
         meta,
         "error",
-        {"code": code, "message": message[:2000], "retryable": retryable},
+        error_struct(code, message, retryable),
     )

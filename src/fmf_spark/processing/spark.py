@@ -2,22 +2,24 @@
 
 Both are ``DataFrame -> DataFrame`` transforms built on ``mapInPandas`` (the iterator
 form): the output schema is declared once (:mod:`fmf_spark.schemas`), per-partition
-set-up (tokenizer tables, config) happens once before the loop, and every input row
-gives an output row (parse) or its chunks (chunk), failures included.
+set-up (tokenizer tables, config, plug-in loaders) happens once before the loop, and
+every input row gives an output row (parse) or its chunks (chunk), failures included.
+
+Loaders are found by content type in the worker's registry, so the config's
+``plugins:`` modules are imported in each worker before it parses (``plugins``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig
 from fmf_spark.processing.chunking import chunk_text
 from fmf_spark.processing.parse import ParsedDocument, doc_id_for, parse_file
+from fmf_spark.registry import import_plugins
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
@@ -57,12 +59,14 @@ def _document_fields(
 
 
 def parse_partition(
-    cfg: ProcessingConfig,
+    cfg: ProcessingConfig, plugins: Sequence[str] = ()
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The ``mapInPandas`` function of :func:`parse_documents` (FILES -> DOCUMENTS)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
+
+        import_plugins(plugins)  # third-party loaders register in this worker too
 
         from fmf_spark.schemas import DOCUMENTS_SCHEMA
 
@@ -80,12 +84,15 @@ def parse_partition(
     return run
 
 
-def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> DataFrame:
+def parse_documents(
+    files_df: DataFrame, processing_cfg: ProcessingConfig, plugins: Sequence[str] = ()
+) -> DataFrame:
     """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (one row per file).
 
     Args:
         files_df: the output of a connector's ``to_dataframe``.
         processing_cfg: limits, OCR and loader settings.
+        plugins: modules registering more loaders (the config's ``plugins:``).
 
     Returns:
         Documents with markdown ``text``; files that could not be read or parsed keep
@@ -97,7 +104,7 @@ def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> Da
     """
     from fmf_spark.schemas import DOCUMENTS_SCHEMA
 
-    return files_df.mapInPandas(parse_partition(processing_cfg), DOCUMENTS_SCHEMA)
+    return files_df.mapInPandas(parse_partition(processing_cfg, plugins), DOCUMENTS_SCHEMA)
 
 
 def chunk_partition(
@@ -163,29 +170,15 @@ def chunk_documents(documents_df: DataFrame, chunking_cfg: ChunkingConfig) -> Da
 
 # --- the fused pass of `process`: read + parse + chunk in one Python worker ----------------
 
-#: the chunk-only columns of the fused rows (doc_id, text and metadata are shared)
-_CHUNK_ONLY = ("chunk_id", "chunk_index", "char_start", "char_end", "token_count")
 #: a document emits its chunks' rows in the same Arrow batch; flush past this many chars
 _FUSED_BATCH_CHARS = 32 * 1024 * 1024
 
 
 def fused_schema() -> StructType:
-    """DOCUMENTS_SCHEMA plus ``kind`` and the chunk columns, all one row type.
+    """The rows of the fused pass (:data:`fmf_spark.schemas.FUSED_SCHEMA`)."""
+    from fmf_spark.schemas import FUSED_SCHEMA
 
-    A ``document`` row fills the DOCUMENTS columns; a ``chunk`` row fills ``doc_id``,
-    ``text``, ``metadata`` and the chunk columns (``path`` and the other non-null
-    DOCUMENTS columns repeat its document's).
-    """
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    from fmf_spark.schemas import CHUNKS_SCHEMA, DOCUMENTS_SCHEMA
-
-    chunk_fields = [
-        StructField(f.name, f.dataType, True) for f in CHUNKS_SCHEMA.fields if f.name in _CHUNK_ONLY
-    ]
-    return StructType(
-        [StructField("kind", StringType(), False), *DOCUMENTS_SCHEMA.fields, *chunk_fields]
-    )
+    return FUSED_SCHEMA
 
 
 def _chunk_base(path: str, content_type: str | None) -> dict[str, str]:
@@ -201,7 +194,7 @@ def _page_starts(metadata: dict[str, str] | None) -> list[int] | None:
 
 
 def fused_partition(
-    connector: DataConnector, cfg: ProcessingConfig
+    connector: DataConnector, cfg: ProcessingConfig, plugins: Sequence[str] = ()
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The ``mapInPandas`` function of :func:`read_parse_chunk` (listing -> fused rows).
 
@@ -218,6 +211,7 @@ def fused_partition(
         from fmf_spark.processing.tokens import token_counter
 
         prepare_on_executor(connector)
+        import_plugins(plugins)  # third-party loaders register in this worker too
         token_counter(cfg.chunking.encoding)  # load the BPE tables once per partition
         columns = fused_schema().fieldNames()
         # every row names every column: a key left out would reach Arrow as NaN, which
@@ -289,6 +283,7 @@ def read_parse_chunk(
     connector: DataConnector,
     selector: str | Sequence[str] | None,
     processing_cfg: ProcessingConfig,
+    plugins: Sequence[str] = (),
 ) -> DataFrame:
     """List on the driver; read, parse and chunk on the executors in one Python pass.
 
@@ -300,6 +295,7 @@ def read_parse_chunk(
         connector: the connector (its ``list`` runs here, ``open`` on the executors).
         selector: glob(s) narrowing the connector's include list, or None.
         processing_cfg: limits, loaders and chunking.
+        plugins: modules registering more loaders (the config's ``plugins:``).
 
     Returns:
         One DataFrame in :func:`fused_schema`; persist it before reading it twice.
@@ -307,7 +303,7 @@ def read_parse_chunk(
     from fmf_spark.connectors.base import listing_dataframe
 
     listing = listing_dataframe(spark, connector.list(selector))
-    return listing.mapInPandas(fused_partition(connector, processing_cfg), fused_schema())
+    return listing.mapInPandas(fused_partition(connector, processing_cfg, plugins), fused_schema())
 
 
 def split_fused(fused: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -7,7 +7,7 @@ import unicodedata
 import zipfile
 from io import BytesIO
 
-from fmf_spark.errors import ProcessingError
+from fmf_spark.errors import ParseFailure
 
 # --- content types --------------------------------------------------------------------------
 
@@ -27,10 +27,6 @@ TEXT_TYPES = {TEXT, MARKDOWN, HTML, CSV}
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
-
-
-class ParseFailure(ProcessingError):
-    """A document that cannot be turned into text; ``code`` says why."""
 
 
 def extension_type(path: str) -> str | None:

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
     from fmf_spark.prompts.registry import PromptRegistry
 
 
@@ -48,8 +48,8 @@ def _register(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.print(f"{result.version.ref}  {result.version.content_hash[:12]}  {result.action}")
     if cfg.prompts.mlflow_sync and cfg.observability.mlflow.enabled:
         from fmf_spark.errors import MissingExtraError
+        from fmf_spark.observability.mlflow_prompts import mirror_versions
         from fmf_spark.observability.mlflow_run import tracking_uri
-        from fmf_spark.prompts.mlflow_sync import mirror_versions
 
         try:
             mirrored = mirror_versions(
@@ -103,13 +103,11 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _test(args: argparse.Namespace, ctx: CliContext) -> int:
-    from fmf_spark.prompts.testing import run_prompt_tests
-    from fmf_spark.spark import get_spark
+    from fmf_spark.cli.app import run_prompt_tests
 
     cfg = ctx.config()
     version = _registry(ctx).get(args.ref)
-    spark = get_spark(cfg)
-    results = run_prompt_tests(spark, version, cfg, provider=args.provider)
+    results = run_prompt_tests(None, version, cfg, provider=args.provider)
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         ctx.print(f"{mark}  {version.ref}  {result.name}")

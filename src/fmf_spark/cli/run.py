@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fmf_spark.chains.runner import ChainResult
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -42,19 +42,18 @@ def _run(args: argparse.Namespace, ctx: CliContext) -> int:
     plan = plan_chain(chain, cfg, registry)
     ctx.print(f"chain {chain.name}: {len(plan.steps)} steps, validated")
 
-    from fmf_spark.chains.runner import dry_run, run_chain
-    from fmf_spark.spark import get_spark
+    from fmf_spark.cli.app import dry_run, run_chain
 
     def emit(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    spark = get_spark(cfg)
+    # no session yet: the run's connector, providers and sinks are prechecked first
     if args.dry_run:
-        result = dry_run(spark, chain, cfg, registry=registry, artefacts_root=args.artefacts)
+        result = dry_run(None, chain, cfg, registry=registry, artefacts_root=args.artefacts)
     else:
         result = run_chain(
-            spark, chain, cfg, registry=registry, artefacts_root=args.artefacts, emit=emit
+            None, chain, cfg, registry=registry, artefacts_root=args.artefacts, emit=emit
         )
     for line in summary_lines(result):
         ctx.print(line)

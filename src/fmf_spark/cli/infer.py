@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
     from fmf_spark.inference.base import CompletionParams, Message
 
 
@@ -92,31 +92,28 @@ def _from_template(
 
 
 def _infer(args: argparse.Namespace, ctx: CliContext) -> int:
-    from fmf_spark.config.secrets import SecretResolver
+    from fmf_spark.cli.app import prepare
     from fmf_spark.errors import ConfigError
     from fmf_spark.inference.client import RetryingClient, RetryPolicy
     from fmf_spark.inference.cost import cost_usd
-    from fmf_spark.inference.limiter import LocalLimiter, UnlimitedLimiter
-    from fmf_spark.inference.providers import ProviderRuntime, provider_config
-    from fmf_spark.simulator import ensure_simulator
+    from fmf_spark.inference.limiter import make_limiter
 
-    cfg = ensure_simulator(ctx.config())
+    cfg = ctx.config()
     name = args.provider or cfg.inference.default_provider
     if name is None:
         raise ConfigError("no provider: pass --provider or set inference.default_provider")
-    provider = provider_config(name, cfg.inference.providers)
     values = _variables(args, _read_input(args.input))
     if args.prompt:
         messages, params = _from_registry(args, ctx, values)
     else:
         messages, params = _from_template(args, values)
 
-    runtime = ProviderRuntime.build(name, provider, SecretResolver(cfg.secrets))
+    runtime = prepare(cfg, providers=[name]).providers[name]
     quota = runtime.quota()
     client = RetryingClient(
         runtime.adapter(pool=1),
-        RetryPolicy.from_config(provider.retry),
-        LocalLimiter(quota) if quota else UnlimitedLimiter(),
+        RetryPolicy.from_config(runtime.config.retry),
+        make_limiter(quota),
         refund_unused_completion=bool(quota and quota.refund_unused_completion),
     )
 

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -35,10 +35,9 @@ def _human(size: int | None) -> str:
 
 
 def _ls(args: argparse.Namespace, ctx: CliContext) -> int:
-    from fmf_spark.connectors import get_connector
+    from fmf_spark.cli.app import prepare
 
-    connector = get_connector(args.name, ctx.config())
-    connector.precheck()
+    connector = prepare(ctx.config(), connectors=[args.name]).connectors[args.name]
     count = total = 0
     for info in connector.list(args.select):
         modified = info.modified.strftime("%Y-%m-%d %H:%M:%S") if info.modified else "-"

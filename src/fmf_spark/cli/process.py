@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -26,16 +26,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def _process(args: argparse.Namespace, ctx: CliContext) -> int:
     from datetime import datetime, timezone
 
-    from fmf_spark.processing.pipeline import process
-    from fmf_spark.spark import get_spark
+    from fmf_spark.cli.app import process_files
+    from fmf_spark.storage import join_uri
 
     cfg = ctx.config()
-    run_dir = args.run_dir or (
-        f"{cfg.artefacts.root.rstrip('/')}/process-"
-        f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    run_dir = args.run_dir or join_uri(
+        cfg.artefacts.root, f"process-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     )
-    spark = get_spark(cfg)
-    result = process(spark, cfg, args.connector, args.select, run_dir)
+    result = process_files(None, cfg, args.connector, args.select, run_dir)
     for line in result.summary_lines():
         ctx.print(line)
     return 0

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -42,15 +42,13 @@ def run_id_from_input(path: str) -> str:
 
 
 def _export(args: argparse.Namespace, ctx: CliContext) -> int:
-    from fmf_spark.exporters import export_table
+    from fmf_spark.cli.app import export
     from fmf_spark.exporters.report import record_export
-    from fmf_spark.spark import get_spark
 
     cfg = ctx.config()
     run_id = args.run_id or run_id_from_input(args.input)
-    spark = get_spark(cfg)
-    result = export_table(
-        spark, cfg, args.sink, args.input, run_id=run_id, checkpoint_root=args.checkpoint_root
+    result = export(
+        None, cfg, args.sink, args.input, run_id=run_id, checkpoint_root=args.checkpoint_root
     )
     record_export(args.input, result, cfg)
     ctx.print(

@@ -7,7 +7,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmf_spark.cli import CliContext
+    from fmf_spark.cli.context import CliContext
+    from fmf_spark.config.models import FmfConfig
+    from fmf_spark.simulator import SimulatorSettings
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -17,7 +19,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "serve",
         parents=[common],
         help="serve OpenAI, Azure OpenAI and Bedrock routes with real quota rules",
-        description="Defaults come from inference.simulator in the config; flags win.",
+        description="Defaults come from the server settings of the config's simulator "
+        "provider (the default provider when it is one, else the first of type simulator); "
+        "flags win.",
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -39,13 +43,27 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     serve.set_defaults(handler=_serve)
 
 
+def _configured_settings(config: FmfConfig) -> SimulatorSettings:
+    """The settings of the config's simulator provider, else the defaults."""
+    from fmf_spark.cli.app import simulator_settings
+    from fmf_spark.inference.simulator import SimulatorProviderConfig, SimulatorServerConfig
+
+    providers = config.inference.providers
+    default = providers.get(config.inference.default_provider or "")
+    candidates = [default, *providers.values()]
+    for cfg in candidates:
+        if isinstance(cfg, SimulatorProviderConfig):
+            return simulator_settings(cfg.server)
+    return simulator_settings(SimulatorServerConfig())
+
+
 def _serve(args: argparse.Namespace, ctx: CliContext) -> int:
     import threading
 
     from fmf_spark.errors import ConfigError
-    from fmf_spark.simulator import SimulatorServer, settings_from_config
+    from fmf_spark.simulator import SimulatorServer
 
-    settings = settings_from_config(ctx.config())
+    settings = _configured_settings(ctx.config())
     for flag, attr in (
         ("host", "host"),
         ("port", "port"),

@@ -13,15 +13,38 @@ warning and returns ``None``; it never fails a run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from fmf_spark.observability.logging import get_logger
 
-if TYPE_CHECKING:
-    from fmf_spark.prompts.model import PromptVersion
-
 log = get_logger(__name__)
+
+
+class _Dumpable(Protocol):
+    def model_dump(self, *, exclude_none: bool = ...) -> dict[str, Any]: ...
+
+
+class PromptVersion(Protocol):
+    """What mirroring needs of a prompt version (:class:`fmf_spark.prompts.PromptVersion`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def response_schema(self) -> Mapping[str, Any] | None: ...
+    @property
+    def params(self) -> _Dumpable: ...
+    @property
+    def messages(self) -> Sequence[_Dumpable]: ...
+
 
 TAG_VERSION = "fmf.version"
 TAG_HASH = "fmf.content_hash"

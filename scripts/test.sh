@@ -9,5 +9,6 @@ source .venv/bin/activate
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 echo "== ruff"; ruff check src tests benchmarks jobs
 ruff format --check src tests benchmarks jobs
+echo "== import contracts"; lint-imports
 echo "== mypy"; mypy
 echo "== pytest"; python -m pytest "$@"

@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # fmf_spark: run a chain from a notebook
 # MAGIC Install the wheel on the cluster (or `%pip install` it), pick a chain, run it.
-# MAGIC The notebook's `spark` session is reused: `get_spark()` returns the active session.
+# MAGIC The notebook's `spark` session is used as it is.
 
 # COMMAND ----------
 
@@ -17,7 +17,12 @@ profile = dbutils.widgets.get("profile")  # type: ignore[name-defined]  # noqa: 
 
 # COMMAND ----------
 
-from fmf_spark.cli import main  # noqa: E402
+# The composition root `fmf run` uses: it prechecks the chain's connector, providers and
+# sinks before any Spark job, then runs on this notebook's session.
+from fmf_spark.chains import load_chain  # noqa: E402
+from fmf_spark.cli import app  # noqa: E402
+from fmf_spark.cli.run import summary_lines  # noqa: E402
+from fmf_spark.config import load_config  # noqa: E402
 
-exit_code = main(["--profile", profile, "run", "--chain", chain])
-assert exit_code == 0, f"fmf run failed with exit code {exit_code}; see the output above"
+result = app.run_chain(spark, load_chain(chain), load_config(profile=profile), emit=print)  # type: ignore[name-defined]  # noqa: F821
+print("\n".join(summary_lines(result)))

@@ -155,10 +155,7 @@ class InferenceError(FmfError):
     """A model call failed.
 
     Args:
-        message: what happened.
-        code: see :class:`FmfError`.
-        hint: see :class:`FmfError`.
-        retryable: see :class:`FmfError`.
+        message: what happened (``code``, ``hint``, ``retryable``: see :class:`FmfError`).
         attempts: calls made for the request before it failed (set by the retry policy).
         elapsed_ms: time spent on the request, retries and waits included.
         completion: the answer that failed validation (:class:`InvalidOutput`): its
@@ -173,15 +170,13 @@ class InferenceError(FmfError):
         self,
         message: str,
         *,
-        code: str | None = None,
-        hint: str | None = None,
-        retryable: bool | None = None,
         attempts: int = 0,
         elapsed_ms: int | None = None,
         completion: Completion | None = None,
         rate_limit: RateLimitInfo | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(message, code=code, hint=hint, retryable=retryable)
+        super().__init__(message, **kwargs)
         self.attempts = attempts
         self.elapsed_ms = elapsed_ms
         self.completion = completion

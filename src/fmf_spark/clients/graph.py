@@ -69,6 +69,7 @@ class GraphErrors:
     def make(
         self, kind: str, message: str, *, hint: str | None = None, retryable: bool | None = None
     ) -> FmfError:
+        """The layer's error for a failure of ``kind`` (``auth``, ``denied``...)."""
         cls = self.auth if kind == "auth" and self.auth is not None else self.base
         return cls(message, code=f"{self.prefix}.{kind}", hint=hint, retryable=retryable)
 
@@ -220,7 +221,8 @@ class GraphClient:
         if self._client_secret is not None:
             form["client_secret"] = self._client_secret.get_secret_value()
             return form
-        assert self._certificate_pem is not None  # one of the two, checked in __init__
+        if self._certificate_pem is None:  # one of the two is checked in __init__
+            raise self.errors.make("auth", f"{self.who}: set client_secret or certificate_path")
         try:
             assertion = client_assertion(
                 self._certificate_pem.get_secret_value().encode(),

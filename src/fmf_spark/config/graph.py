@@ -57,7 +57,8 @@ class GraphAccessConfig(StrictModel):
         """
         if self.client_secret is not None:
             return resolver.resolve(self.client_secret), None
-        assert self.certificate_path is not None  # one of the two, checked above
+        if self.certificate_path is None:  # one of the two is checked at validation
+            raise ConfigError("set client_secret or certificate_path")
         try:
             pem = Path(self.certificate_path).expanduser().read_text()
         except OSError as exc:

@@ -57,7 +57,7 @@ def markdown_table(rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
-def _trim(rows: list[list[Any]]) -> list[list[Any]]:
+def trim_rows(rows: list[list[Any]]) -> list[list[Any]]:
     """Drop empty trailing rows and columns (spreadsheets report a padded used range)."""
 
     def empty(v: Any) -> bool:
@@ -80,15 +80,20 @@ def load_text(data: bytes) -> Loaded:
     return Loaded(text, metadata={"encoding": encoding})
 
 
-def load_csv(data: bytes) -> Loaded:
+def load_csv(data: bytes, delimiter: str | None = None) -> Loaded:
+    """A delimited table as a markdown table (the delimiter sniffed unless given)."""
     text, encoding = decode_text(data)
     sample = text[:16384]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    dialect: Any
+    if delimiter is not None:
+        dialect = csv.excel_tab if delimiter == "\t" else csv.excel
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
-    rows = _trim(rows)
+    rows = trim_rows(rows)
     return Loaded(
         markdown_table(rows),
         metadata={"encoding": encoding, "rows": str(max(len(rows) - 1, 0))},
@@ -309,6 +314,34 @@ def check_zip(data: bytes, max_ratio: float, max_total: int) -> None:
         )
 
 
+def max_unzipped(cfg: ProcessingConfig) -> int:
+    """Bytes a zip-based document may inflate to (all members together)."""
+    return max(cfg.max_file_bytes * 20, 1 << 30)
+
+
+def open_package(data: bytes, cfg: ProcessingConfig, what: str) -> zipfile.ZipFile:
+    """Open a zip-based document (OOXML, OpenDocument, EPUB) after the bomb checks.
+
+    OLE2 bytes (a password-protected or legacy Office file under a modern name) get
+    their precise error (``processing.encrypted``/``processing.legacy_format``).
+    """
+    from fmf_spark.processing.formats.ole import refuse_ole
+
+    refuse_ole(data, what)
+    check_zip(data, cfg.max_compression_ratio, max_unzipped(cfg))
+    return zipfile.ZipFile(io.BytesIO(data))
+
+
+def join_pages(pages: Sequence[str]) -> tuple[str, list[int]]:
+    """Pages (each normalised) joined by a blank line, and where each one starts."""
+    starts = []
+    offset = 0
+    for page in pages:
+        starts.append(offset)
+        offset += len(page) + 2
+    return "\n\n".join(pages), starts
+
+
 def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
     check_zip(data, max_ratio, max_total)
     openpyxl = require("openpyxl")
@@ -321,7 +354,7 @@ def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
     sections = []
     try:
         for ws in wb.worksheets:
-            rows = _trim([list(r) for r in ws.iter_rows(values_only=True)])
+            rows = trim_rows([list(r) for r in ws.iter_rows(values_only=True)])
             table = markdown_table(rows)
             sections.append(
                 f"## Sheet: {ws.title}\n\n{table}" if table else f"## Sheet: {ws.title}"
@@ -459,15 +492,11 @@ def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
                 ocr_pages += 1
         # normalised per page here, so page_starts stay exact in the final text
         texts.append(normalize(text))
-    starts = []
-    offset = 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 2
+    joined, starts = join_pages(texts)
     meta = {"pdf_pages": str(len(pages))}
     if ocr_pages:
         meta["ocr_pages"] = str(ocr_pages)
-    return Loaded("\n\n".join(texts), pages=len(pages), page_starts=starts, metadata=meta)
+    return Loaded(joined, pages=len(pages), page_starts=starts, metadata=meta)
 
 
 # --- registration -------------------------------------------------------------------------
@@ -485,8 +514,19 @@ def _csv(data: bytes, cfg: ProcessingConfig) -> Loaded:
     return load_csv(data)
 
 
+def _tsv(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_csv(data, "\t")
+
+
 def _xlsx(data: bytes, cfg: ProcessingConfig) -> Loaded:
-    return load_xlsx(data, cfg.max_compression_ratio, max(cfg.max_file_bytes * 20, 1 << 30))
+    from fmf_spark.processing.formats.ole import refuse_ole
+
+    refuse_ole(data, "XLSX")
+    return load_xlsx(data, cfg.max_compression_ratio, max_unzipped(cfg))
+
+
+def _xlsx_sniff(zf: zipfile.ZipFile) -> bool:
+    return "xl/workbook.xml" in zf.namelist()
 
 
 def _parquet(data: bytes, cfg: ProcessingConfig) -> Loaded:
@@ -505,9 +545,12 @@ def _image(data: bytes, cfg: ProcessingConfig) -> Loaded:
 for _spec in (
     LoaderSpec(types.TEXT, _text, ("txt", "text", "log")),
     LoaderSpec(types.MARKDOWN, _text, ("md", "markdown")),
+    LoaderSpec(types.RST, _text, ("rst", "rest")),
+    LoaderSpec(types.ORG, _text, ("org",)),
     LoaderSpec(types.HTML, _html, ("html", "htm", "xhtml")),
     LoaderSpec(types.CSV, _csv, ("csv",)),
-    LoaderSpec(types.XLSX, _xlsx, ("xlsx", "xlsm")),
+    LoaderSpec(types.TSV, _tsv, ("tsv", "tab")),
+    LoaderSpec(types.XLSX, _xlsx, ("xlsx", "xlsm"), zip_sniff=_xlsx_sniff),
     LoaderSpec(types.PARQUET, _parquet, ("parquet",)),
     LoaderSpec(types.PDF, _pdf, ("pdf",)),
     LoaderSpec(types.PNG, _image, ("png",)),

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig
 from fmf_spark.processing.chunking import chunk_text
-from fmf_spark.processing.parse import ParsedDocument, doc_id_for, parse_file
+from fmf_spark.processing.parse import (
+    ChildDocument,
+    ParsedDocument,
+    doc_id_for,
+    expand_children,
+    parse_file,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,10 +47,16 @@ def _document_fields(
             "metadata": {},
             "status": rec["status"],
             "error": rec["error"],
+            "parent_doc_id": None,
+            "attachment_name": None,
         }
         return fields, None
     doc = parse_file(rec["content"], rec["path"], cfg, rec["uri"])
-    fields = {
+    return _parsed_fields(doc), doc
+
+
+def _parsed_fields(doc: ParsedDocument, child: ChildDocument | None = None) -> dict[str, Any]:
+    return {
         "doc_id": doc.doc_id,
         "content_type": doc.content_type,
         "text": doc.text,
@@ -52,8 +64,37 @@ def _document_fields(
         "metadata": doc.metadata,
         "status": doc.status,
         "error": doc.error,
+        "parent_doc_id": None if child is None else child.parent_doc_id,
+        "attachment_name": None if child is None else child.attachment_name,
     }
-    return fields, doc
+
+
+def _with_children(
+    rec: dict[str, Any], cfg: ProcessingConfig
+) -> list[tuple[dict[str, Any], ParsedDocument | None]]:
+    """The DOCUMENTS rows of one files record: the file's, then its child documents'.
+
+    Each is ``(row without kind/chunk columns, parsed document or None)``. The children
+    are expanded before the file's row is built: a file that had more children than
+    ``max_children`` says so in its metadata.
+    """
+    fields, doc = _document_fields(rec, cfg)
+    own = {k: rec[k] for k in _PASSTHROUGH}
+    if doc is None:
+        return [({**own, **fields}, None)]
+    kids = list(expand_children(doc, rec["path"], rec["uri"], cfg))
+    rows: list[tuple[dict[str, Any], ParsedDocument | None]] = [({**own, **fields}, doc)]
+    for kid in kids:
+        row = {
+            **own,
+            "path": kid.path,
+            "uri": kid.uri,
+            "size": kid.size,
+            "etag": None,
+            **_parsed_fields(kid.doc, kid),
+        }
+        rows.append((row, kid.doc))
+    return rows
 
 
 def parse_partition(
@@ -70,8 +111,7 @@ def parse_partition(
         for batch in batches:
             rows: list[dict[str, Any]] = []
             for rec in batch.to_dict("records"):
-                fields, _ = _document_fields(rec, cfg)
-                rows.append({**{k: rec[k] for k in _PASSTHROUGH}, **fields})
+                rows.extend(row for row, _ in _with_children(rec, cfg))
             frame = pd.DataFrame(rows, columns=columns)
             frame["size"] = frame["size"].astype("Int64")
             frame["pages"] = frame["pages"].astype("Int32")
@@ -228,38 +268,36 @@ def fused_partition(
         for batch in batches:
             for rec in batch.to_dict("records"):
                 read = read_resource(connector, info_from_record(rec))
-                fields, doc = _document_fields(read, cfg)
-                rows.append(
-                    {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document", **fields}
-                )
-                if doc is None or doc.status != "ok":
-                    continue
-                text = doc.text or ""
-                chars += 2 * len(text)  # the document and (about) its chunks
-                base = _chunk_base(read["path"], doc.content_type)
-                fixed = {
-                    **empty,
-                    "kind": "chunk",
-                    "source": read["source"],
-                    "uri": read["uri"],
-                    "path": read["path"],
-                    "status": doc.status,
-                }
-                starts = _page_starts(doc.metadata)
-                for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
-                    rows.append(
-                        {
-                            **fixed,
-                            "doc_id": c.doc_id,
-                            "chunk_id": c.chunk_id,
-                            "chunk_index": c.chunk_index,
-                            "text": c.text,
-                            "char_start": c.char_start,
-                            "char_end": c.char_end,
-                            "token_count": c.token_count,
-                            "metadata": c.metadata,
-                        }
-                    )
+                for row, doc in _with_children(read, cfg):
+                    rows.append({**empty, **row, "kind": "document"})
+                    if doc is None or doc.status != "ok":
+                        continue
+                    text = doc.text or ""
+                    chars += 2 * len(text)  # the document and (about) its chunks
+                    base = _chunk_base(row["path"], doc.content_type)
+                    fixed = {
+                        **empty,
+                        "kind": "chunk",
+                        "source": row["source"],
+                        "uri": row["uri"],
+                        "path": row["path"],
+                        "status": doc.status,
+                    }
+                    starts = _page_starts(doc.metadata)
+                    for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
+                        rows.append(
+                            {
+                                **fixed,
+                                "doc_id": c.doc_id,
+                                "chunk_id": c.chunk_id,
+                                "chunk_index": c.chunk_index,
+                                "text": c.text,
+                                "char_start": c.char_start,
+                                "char_end": c.char_end,
+                                "token_count": c.token_count,
+                                "metadata": c.metadata,
+                            }
+                        )
                 if chars >= _FUSED_BATCH_CHARS:
                     yield _fused_frame(pd, rows, columns)
                     rows, chars = [], 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -141,6 +142,8 @@ _WS = re.compile(r"\s+")
 class _HtmlToMarkdown:
     def __init__(self) -> None:
         self.out: list[str] = []
+        #: > 0 while rendering a table cell: a table inside it is flattened into the cell
+        self.in_cell = 0
 
     def block(self, text: str) -> None:
         text = text.strip()
@@ -164,6 +167,11 @@ class _HtmlToMarkdown:
                 parts.append(f"*{inner}*" if inner else "")
             elif tag == "code":
                 parts.append(f"`{child.text_content()}`")
+            elif tag == "img":
+                alt = (child.get("alt") or "").strip()
+                parts.append(f"![{alt}]()" if alt else "")
+            elif tag == "table" and self.in_cell:
+                parts.append(self.flat_table(child))
             elif tag == "a":
                 inner = self.inline(child).strip()
                 href = child.get("href") or ""
@@ -235,6 +243,10 @@ class _HtmlToMarkdown:
         lines = []
         n = 0
         for li in el:
+            if isinstance(li.tag, str) and li.tag in ("ul", "ol"):
+                # a list directly inside a list (invalid, common): a sub-list of the item
+                lines.append(self.list_items(li, li.tag == "ol", depth + 1))
+                continue
             if not isinstance(li.tag, str) or li.tag != "li":
                 continue
             n += 1
@@ -248,22 +260,67 @@ class _HtmlToMarkdown:
                 lines.append(self.list_items(c, c.tag == "ol", depth + 1))
         return "\n".join(line for line in lines if line.strip())
 
-    def table(self, el: Any) -> str:
+    def rows(self, el: Any) -> list[list[str]]:
+        """The rows of this table, not of the tables nested in its cells."""
         rows = []
-        for tr in el.iter("tr"):
-            cells = [
-                self.inline(td).replace("\n", " ")
-                for td in tr
-                if isinstance(td.tag, str) and td.tag in ("td", "th")
-            ]
-            if cells:
-                rows.append(cells)
-        return markdown_table(rows)
+        self.in_cell += 1
+        try:
+            for tr in el.iter("tr"):
+                if next(tr.iterancestors("table"), None) is not el:
+                    continue
+                cells = [
+                    self.inline(td).replace("\n", " ")
+                    for td in tr
+                    if isinstance(td.tag, str) and td.tag in ("td", "th")
+                ]
+                if cells:
+                    rows.append(cells)
+        finally:
+            self.in_cell -= 1
+        return rows
+
+    def flat_table(self, el: Any) -> str:
+        """A table inside a cell: its rows on one line ("a; b / c; d")."""
+        return " / ".join("; ".join(c for c in row if c) for row in self.rows(el))
+
+    def table(self, el: Any) -> str:
+        return markdown_table(self.rows(el))
+
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+_DECLARED = re.compile(
+    rb"""^\s*<\?xml[^>]*encoding=["']([\w.:-]+)|<meta[^>]+charset=["']?([\w.:-]+)""", re.I
+)
+
+
+def _decode_html(data: bytes) -> tuple[str, str]:
+    """Decode with the encoding the document declares (XML declaration, ``<meta>``).
+
+    A BOM wins, and so do bytes that are valid UTF-8 (pages saved as UTF-8 under an
+    old ``iso-8859-1`` declaration are common); a declaration that cannot decode the
+    bytes is ignored. Otherwise the encoding is detected as for text.
+    """
+    match = None
+    if not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        match = _DECLARED.search(data[:4096])
+    if match:
+        declared = (match.group(1) or match.group(2)).decode("ascii").lower()
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+        try:
+            return data.decode(declared), declared
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return decode_text(data)
 
 
 def load_html(data: bytes) -> Loaded:
     lxml_html = require("lxml.html", "processing")
-    text, encoding = decode_text(data)
+    text, encoding = _decode_html(data)
+    # lxml refuses a str that carries an XML encoding declaration; it is decoded already
+    text = _XML_DECLARATION.sub("", text, count=1)
     stripped = _SCRIPTS.sub("", text)
     removed = len(text) - len(stripped)
     if not stripped.strip():
@@ -343,6 +400,11 @@ def join_pages(pages: Sequence[str]) -> tuple[str, list[int]]:
 
 
 def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
+    """A workbook as markdown: a section per non-empty sheet (the sheets are the pages),
+    values as their number formats show them, title rows as text, each table of a
+    sheet its own markdown table (see :mod:`fmf_spark.processing.sheets`)."""
+    from fmf_spark.processing.sheets import format_value, sheet_blocks
+
     check_zip(data, max_ratio, max_total)
     openpyxl = require("openpyxl")
     try:
@@ -352,13 +414,25 @@ def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
             f"XLSX: {type(exc).__name__}: {exc}", code="processing.corrupt"
         ) from None
     sections = []
+    tables = 0
     try:
         for ws in wb.worksheets:
-            rows = trim_rows([list(r) for r in ws.iter_rows(values_only=True)])
-            table = markdown_table(rows)
-            sections.append(
-                f"## Sheet: {ws.title}\n\n{table}" if table else f"## Sheet: {ws.title}"
-            )
+            values: list[list[Any]] = []
+            texts: list[list[str]] = []
+            for row in ws.iter_rows():
+                values.append([cell.value for cell in row])
+                texts.append(
+                    [format_value(cell.value, getattr(cell, "number_format", None)) for cell in row]
+                )
+            parts = []
+            for block in sheet_blocks(values, texts):
+                if isinstance(block, str):
+                    parts.append(block)
+                else:
+                    tables += 1
+                    parts.append(markdown_table(block))
+            if parts:
+                sections.append(normalize(f"## Sheet: {ws.title}\n\n" + "\n\n".join(parts)))
         names = ",".join(ws.title for ws in wb.worksheets)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
         raise ParseFailure(
@@ -366,7 +440,13 @@ def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
         ) from None
     finally:
         wb.close()
-    return Loaded("\n\n".join(sections), metadata={"sheets": names})
+    text, starts = join_pages(sections)
+    return Loaded(
+        text,
+        pages=len(sections),
+        page_starts=starts,
+        metadata={"sheets": names, "tables": str(tables)},
+    )
 
 
 def load_parquet(data: bytes) -> Loaded:
@@ -388,8 +468,39 @@ def load_parquet(data: bytes) -> Loaded:
 # --- images and PDF -------------------------------------------------------------------------
 
 
+#: OSD's orientation confidence below which a page is read as it is
+_OSD_MIN_CONFIDENCE = 1.0
+_OSD_ROTATE = re.compile(r"Rotate:\s*(\d+)")
+_OSD_CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")
+
+
+def _upright(image: Any, pytesseract: Any, timeout_s: float) -> tuple[Any, int]:
+    """The image turned upright by tesseract's orientation detection, and the angle.
+
+    OSD needs some text to decide: on a page with too little of it (tesseract says
+    so with an error) or a low confidence the image is read as it is.
+    """
+    try:
+        osd = pytesseract.image_to_osd(image, timeout=max(1, int(timeout_s)))
+    except (pytesseract.TesseractError, RuntimeError):
+        return image, 0
+    rotate = _OSD_ROTATE.search(osd)
+    confidence = _OSD_CONFIDENCE.search(osd)
+    angle = int(rotate.group(1)) if rotate else 0
+    if angle % 360 == 0 or confidence is None or float(confidence.group(1)) < _OSD_MIN_CONFIDENCE:
+        return image, 0
+    # OSD's "Rotate" is clockwise; PIL rotates counter-clockwise
+    return image.rotate(-angle, expand=True, fillcolor=255 if image.mode == "L" else None), angle
+
+
 def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
-    """OCR one image with tesseract; raises ParseFailure when it cannot."""
+    """OCR one image with tesseract; raises ParseFailure when it cannot.
+
+    tesseract runs with ``OMP_THREAD_LIMIT=cfg.threads`` (set in this worker's
+    environment, which its subprocess inherits): Spark already runs a task per core,
+    and tesseract's own OpenMP threads on top made OCR 7x slower on 2 cores. A page
+    scanned sideways or upside down is turned upright first (``detect_orientation``).
+    """
     if not cfg.enabled:
         raise ParseFailure(
             "OCR is disabled (processing.ocr.enabled)", code="processing.ocr_disabled"
@@ -398,6 +509,7 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
     image_mod = require("PIL.Image", "ocr")
     if cfg.tesseract_cmd:
         pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd
+    os.environ["OMP_THREAD_LIMIT"] = str(cfg.threads)
     try:
         image = image_mod.open(io.BytesIO(data))
         image.load()
@@ -408,6 +520,8 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     try:
+        if cfg.detect_orientation:
+            image, _ = _upright(image, pytesseract, timeout_s)
         text = pytesseract.image_to_string(
             image, lang=cfg.languages, timeout=max(1, int(timeout_s))
         )

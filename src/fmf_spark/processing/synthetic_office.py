@@ -258,7 +258,7 @@ def ole_bytes(streams: dict[str, bytes]) -> bytes:
             sectors(minifat_bytes),
             _END,
             0,
-        )  # fmt: skip
+        )
         + b"".join(struct.pack("<I", v) for v in difat)
     )
     body = b"".join(struct.pack("<I", v) for v in fat)

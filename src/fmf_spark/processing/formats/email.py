@@ -104,7 +104,9 @@ def load_eml(data: bytes, cfg: ProcessingConfig) -> Loaded:
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
     except (ValueError, TypeError, IndexError) as exc:  # the parser is tolerant; rare
-        raise ParseFailure(f"e-mail: {type(exc).__name__}: {exc}", code="processing.corrupt")
+        raise ParseFailure(
+            f"e-mail: {type(exc).__name__}: {exc}", code="processing.corrupt"
+        ) from None
     if not isinstance(msg, EmailMessage) or not msg.keys():
         raise ParseFailure("no e-mail headers", code="processing.corrupt")
     subject = _header(msg, "Subject")

@@ -39,11 +39,11 @@ _NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "meta": "urn:oasis:names:tc:opendocument:xmlns:meta:1.0",
 }
-T = "{%s}" % _NS["text"]
-TB = "{%s}" % _NS["table"]
-D = "{%s}" % _NS["draw"]
-P = "{%s}" % _NS["presentation"]
-O = "{%s}" % _NS["office"]
+T = f"{{{_NS['text']}}}"
+TB = f"{{{_NS['table']}}}"
+D = f"{{{_NS['draw']}}}"
+P = f"{{{_NS['presentation']}}}"
+OFFICE = f"{{{_NS['office']}}}"
 #: how many times a repeated empty row or column is written out at most
 _MAX_REPEAT = 256
 
@@ -64,7 +64,7 @@ def _list_styles(*roots: Any) -> dict[str, set[int]]:
             levels = {
                 int(lvl.get(T + "level") or 1) for lvl in ls.iter(T + "list-level-style-number")
             }
-            out[ls.get("{%s}name" % _NS["style"]) or ""] = levels
+            out[ls.get(f"{{{_NS['style']}}}name") or ""] = levels
     return out
 
 
@@ -80,7 +80,7 @@ def _inline(el: Any, ctx: _Context) -> str:
             parts.append("\n")
         elif tag == T + "a":
             inner = _inline(child, ctx).strip()
-            href = child.get("{%s}href" % _NS["xlink"]) or ""
+            href = child.get(f"{{{_NS['xlink']}}}href") or ""
             parts.append(f"[{inner}]({href})" if inner and href.startswith("http") else inner)
         elif tag == T + "note":
             citation = (child.findtext(T + "note-citation") or str(len(ctx.notes) + 1)).strip()
@@ -88,11 +88,11 @@ def _inline(el: Any, ctx: _Context) -> str:
             text = " ".join(t for _, t in _blocks(body, ctx) if t) if body is not None else ""
             ctx.notes.append(f"[^{citation}]: {text}")
             parts.append(f"[^{citation}]")
-        elif tag in (O + "annotation", O + "annotation-end", T + "bookmark-ref"):
+        elif tag in (OFFICE + "annotation", OFFICE + "annotation-end", T + "bookmark-ref"):
             pass
         elif tag == D + "frame":
-            title = child.findtext("{%s}title" % _NS["svg"]) or child.findtext(
-                "{%s}desc" % _NS["svg"]
+            title = child.findtext(f"{{{_NS['svg']}}}title") or child.findtext(
+                f"{{{_NS['svg']}}}desc"
             )
             if title and title.strip():
                 parts.append(f"![{title.strip()}]()")
@@ -183,8 +183,8 @@ def _slide(number: int, page: Any, ctx: _Context) -> str:
     frames = sorted(
         (f for f in page if f.tag in (D + "frame", D + "custom-shape", D + "g")),
         key=lambda f: (
-            _coordinate(f.get("{%s}y" % _NS["svg"])),
-            _coordinate(f.get("{%s}x" % _NS["svg"])),
+            _coordinate(f.get(f"{{{_NS['svg']}}}y")),
+            _coordinate(f.get(f"{{{_NS['svg']}}}x")),
         ),
     )
     title = ""
@@ -245,11 +245,11 @@ def _load(data: bytes, cfg: ProcessingConfig, expected: str) -> Loaded:
             raise ParseFailure(f"{expected}: {exc}", code="processing.corrupt") from None
     ctx = _Context(_list_styles(content, styles))
     meta = _metadata(meta_root)
-    body = content.find(f"{O}body")
+    body = content.find(f"{OFFICE}body")
     if body is None:
         raise ParseFailure(f"{expected}: no office:body", code="processing.corrupt")
-    sheet_root = body.find(f"{O}spreadsheet")
-    deck = body.find(f"{O}presentation")
+    sheet_root = body.find(f"{OFFICE}spreadsheet")
+    deck = body.find(f"{OFFICE}presentation")
     if sheet_root is not None:
         sheets = []
         names_list = []
@@ -267,7 +267,7 @@ def _load(data: bytes, cfg: ProcessingConfig, expected: str) -> Loaded:
         meta["slides"] = str(len(slides))
         text, starts = join_pages(slides)
         return Loaded(text, pages=len(slides), page_starts=starts, metadata=meta)
-    office_text = body.find(f"{O}text")
+    office_text = body.find(f"{OFFICE}text")
     text = join_blocks(list(_blocks(office_text if office_text is not None else body, ctx)))
     if ctx.notes:
         text += "\n\n" + "\n".join(ctx.notes)

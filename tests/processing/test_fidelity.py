@@ -216,3 +216,53 @@ def test_ocr_turns_a_sideways_scan_upright(angle: int) -> None:
     assert _text(turned.getvalue(), "scan.png") == (
         "Invoice total 4521\nPaid in full by the customer\nThank you for your business"
     )
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+
+def _pdf(content: bytes, font: bytes = b"/BaseFont /Helvetica /Encoding /WinAnsiEncoding") -> bytes:
+    """One page drawing ``content``, with font F1 as given (a plain PDF writer)."""
+    from fmf_spark.processing.synthetic import _pdf_document
+
+    data = _pdf_document([(content, {})], 612, 842)
+    return data.replace(b"/BaseFont /Helvetica /Encoding /WinAnsiEncoding", font)
+
+
+def _glyphs_twice(text: str, x: float = 56.0) -> bytes:
+    """Each glyph drawn twice, 0.4 pt apart: how some generators fake bold."""
+    widths = {"T": 6.1, "o": 6.1, "t": 3.1, "a": 6.1, "l": 2.4, "d": 6.1, "u": 6.1, "e": 6.1}
+    ops = [b"BT /F1 11 Tf"]
+    for c in text:
+        if c != " ":
+            for dx in (0.0, 0.4):
+                ops.append(b"1 0 0 1 %.2f 780 Tm (%s) Tj" % (x + dx, c.encode()))
+        x += widths.get(c, 3.1)
+    ops.append(b"ET")
+    return b"\n".join(ops)
+
+
+def test_pdf_fake_bold_glyphs_once() -> None:
+    content = _glyphs_twice("Total due") + b"\nBT /F1 11 Tf 56 760 Td (Paid in full) Tj ET"
+    assert _text(_pdf(content), "bold.pdf") == "Total due\nPaid in full"
+
+
+def test_pdf_letter_spaced_monospace_as_words() -> None:
+    """Each glyph placed with a TJ adjustment (tracking) came out as "l a y o u t"."""
+
+    def spaced(words: str) -> bytes:
+        runs = [b" ".join(b"(%s) -400" % c.encode() for c in word) for word in words.split()]
+        return b"[" + b" (  ) ".join(runs) + b"] TJ"
+
+    content = b"BT /F1 11 Tf 56 780 Td " + spaced("layout engine") + b" 0 -20 Td (a b c) Tj ET"
+    assert _text(_pdf(content, b"/BaseFont /Courier"), "mono.pdf") == "layout engine\na b c"
+
+
+def test_pdf_minus_drawn_by_a_tex_symbol_font() -> None:
+    """TeX's CMSY font draws the minus at code 0; its Differences name it /C0."""
+    font = (
+        b"/BaseFont /CMSY10 /Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding "
+        b"/Differences [0 /C0] >>"
+    )
+    content = b"BT /F1 11 Tf 56 780 Td (Balance: \\00042.50) Tj ET"
+    assert _text(_pdf(content, font), "minus.pdf") == "Balance: \u221242.50"

@@ -547,6 +547,92 @@ def load_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     )
 
 
+# a run of 4+ single characters separated by single spaces: letter-spaced text
+_SPACED_RUN = re.compile(r"(?<!\S)(?:\S ){3,}\S(?!\S)")
+_SEGMENTS = re.compile(r" {2,}")
+# TeX's math symbol fonts (OMS encoding) by code: what their code points draw
+_OMS = {0: "\u2212", 1: "\u00b7", 2: "\u00d7", 3: "\u2217", 4: "\u00f7", 6: "\u00b1",
+        20: "\u2264", 21: "\u2265", 24: "\u223c", 25: "\u2248", 33: "\u2192", 49: "\u221e",
+        50: "\u2208", 106: "|"}  # fmt: skip
+_GLYPH_BY_CODE = re.compile(r"/[A-Za-z]{0,5}(\d{1,3})$")
+
+
+def _doubled(token: str) -> bool:
+    """Every character twice in a row ("TToottaall"): a glyph drawn twice (fake bold)."""
+    return (
+        len(token) >= 2
+        and len(token) % 2 == 0
+        and all(token[i] == token[i + 1] for i in range(0, len(token), 2))
+        and any(c.isalpha() for c in token)
+    )
+
+
+def _repair_line(line: str) -> str:
+    tokens = line.split(" ")
+    if any(len(t) >= 4 and _doubled(t) for t in tokens):
+        # fake bold: a word printed twice at a small offset comes out letter by letter
+        # doubled; a line with such a word has its doubled words (two letters too) halved
+        tokens = [t[::2] if _doubled(t) else t for t in tokens]
+        line = " ".join(tokens)
+    if any(any(c.isalpha() for c in run) for run in _SPACED_RUN.findall(line)):
+        # letter-spaced text (monospace, tracking): one space between letters, two or
+        # more between words
+        parts = []
+        for segment in _SEGMENTS.split(line):
+            words = segment.split(" ")
+            parts.append("".join(words) if all(len(w) <= 1 for w in words) else segment)
+        line = " ".join(parts)
+    return line
+
+
+def repair_pdf_text(text: str) -> str:
+    r"""Undo two artefacts of text extraction: fake-bold doubled glyphs and letter-spacing.
+
+    Example:
+        >>> repair_pdf_text("TToottaall dduuee:: 12\nl a y o u t   e n g i n e")
+        'Total due: 12\nlayout engine'
+    """
+    return "\n".join(_repair_line(line) for line in text.split("\n"))
+
+
+def _glyph_names(page: Any) -> dict[str, str]:
+    """Glyph names pypdf leaves in the text ("/C0") for fonts whose ``Differences``
+    name glyphs it does not know, and what to put instead.
+
+    In a TeX math symbol font (``CMSY``, OMS encoding) the code says which symbol it
+    is (code 0 is the minus sign); any other unknown name is dropped.
+    """
+    try:
+        from pypdf._codecs import adobe_glyphs
+    except ImportError:  # a future pypdf: keep every name we cannot check
+        adobe_glyphs = {}
+    out: dict[str, str] = {}
+    try:
+        fonts = page["/Resources"]["/Font"]
+        items = [(f.get_object().get("/BaseFont", ""), f.get_object()) for f in fonts.values()]
+    except (KeyError, TypeError, AttributeError):
+        return out
+    for base, font in items:
+        try:
+            encoding = font["/Encoding"].get_object()
+            differences = encoding["/Differences"]
+        except (KeyError, TypeError, AttributeError):
+            continue
+        tex_symbols = "CMSY" in str(base).upper()
+        code = 0
+        for item in differences:
+            if isinstance(item, int):
+                code = int(item)
+                continue
+            name = str(item)
+            if name not in adobe_glyphs and not name.startswith("/uni"):
+                by_code = _GLYPH_BY_CODE.match(name)
+                number = int(by_code.group(1)) if by_code else code
+                out.setdefault(name, _OMS.get(number, "") if tex_symbols else "")
+            code += 1
+    return out
+
+
 def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     pypdf = require("pypdf")
     errors = pypdf.errors
@@ -581,6 +667,9 @@ def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     for page in pages:
         try:
             text = page.extract_text() or ""
+            for name, char in _glyph_names(page).items():
+                text = text.replace(name, char)
+            text = repair_pdf_text(text)
         except (
             errors.PdfReadError,
             errors.PdfStreamError,

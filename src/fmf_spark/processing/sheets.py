@@ -22,14 +22,16 @@ _CURRENCY = "$€£¥"
 
 
 def _number(value: float, fmt: str) -> str:
-    section = fmt.split(";", 1)[0]
+    section = original = fmt.split(";", 1)[0]
     currency = ""
     match = _BRACKET_CURRENCY.search(section)
     if match:
         currency = match.group(1)
-    section = _BRACKETS.sub("", _QUOTED.sub("", section))
-    if not currency:
-        currency = next((c for c in section if c in _CURRENCY), "")
+    else:  # "$", \€ or a bare symbol
+        currency = next((c for c in _BRACKETS.sub("", section) if c in _CURRENCY), "")
+    section = _BRACKETS.sub(
+        "", _QUOTED.sub(lambda m: currency if currency and currency in m.group(0) else "", section)
+    )
     digits = section.split(".", 1)
     decimals = (
         len(re.match(r"[0#?]*", digits[1]).group(0)) if len(digits) > 1 else 0  # type: ignore[union-attr]
@@ -42,8 +44,9 @@ def _number(value: float, fmt: str) -> str:
     text = f"{abs(value):{grouping}.{decimals}f}"
     sign = "-" if value < 0 and float(text.replace(",", "")) != 0 else ""
     if currency:
-        first_digit = re.search(r"[0#?]", section)
-        before = first_digit is None or section.find(currency) < first_digit.start()
+        first_digit = re.search(r"[0#?]", original)
+        where = original.find("[$") if match else original.find(currency)
+        before = first_digit is None or where < first_digit.start()
         return f"{sign}{currency}{text}" if before else f"{sign}{text} {currency}"
     return sign + text
 

@@ -25,7 +25,6 @@ def docx_bytes(
     paragraphs: Sequence[str] = ("The review covers **three** suppliers.",),
     table: Sequence[Sequence[str]] | None = None,
     header: str | None = None,
-    footnote: bool = False,
     extra_paragraphs: int = 0,
 ) -> bytes:
     """A Word document: a title, headings, nested lists, a table with merged cells.

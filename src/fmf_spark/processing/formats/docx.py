@@ -32,6 +32,9 @@ R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _WP_DOCPR = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}docPr"
 _RT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
 _HEADING = re.compile(r"heading\s*([1-9])$", re.I)
+# "List Bullet 2", "List Number 3": Word's styles for deeper list levels, each with its
+# own numbering at level 0 (the depth is in the name and the indent, not in ilvl)
+_LIST_STYLE_LEVEL = re.compile(r"list\b.*?\s([2-9])$", re.I)
 _FALSE = {"0", "false", "off", "none"}
 
 
@@ -205,6 +208,9 @@ def _paragraph(p: Any, ctx: _Context) -> tuple[str, str]:
                 level = style.outline + 1
         if num is None and style.num is not None:
             num = style.num
+            deeper = _LIST_STYLE_LEVEL.match(style.name)
+            if deeper and num[1] == 0:
+                num = (num[0], int(deeper.group(1)) - 1)
     if level is not None:
         text = _inline(p, ctx, plain=True).replace("\n", " ")
         return ("heading", "#" * min(level, 6) + " " + text) if text else ("text", "")

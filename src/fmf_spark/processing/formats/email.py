@@ -69,13 +69,21 @@ def safe_name(name: str, fallback: str) -> str:
     return base or fallback
 
 
+def _parts(msg: Message) -> Iterator[Message]:
+    """The parts of a message, depth first, not descending into attached messages
+    (their own attachments belong to them)."""
+    for part in msg.iter_parts() if isinstance(msg, EmailMessage) else ():
+        yield part
+        if part.get_content_type() != "message/rfc822" and part.is_multipart():
+            yield from _parts(part)
+
+
 def _attachments(msg: EmailMessage, body: Message | None) -> Iterator[tuple[str, bytes]]:
     n = 0
-    for part in msg.walk():
-        if part is msg or part is body or part.is_multipart():
+    for part in _parts(msg):
+        if part is body:
             continue
         content_type = part.get_content_type()
-        disposition = part.get_content_disposition()
         filename = part.get_filename()
         if content_type == "message/rfc822":
             inner = part.get_payload()
@@ -87,9 +95,11 @@ def _attachments(msg: EmailMessage, body: Message | None) -> Iterator[tuple[str,
                     name += ".eml"
                 yield name, inner_msg.as_bytes(policy=email.policy.SMTP)
             continue
-        if part.get_content_maintype() == "multipart":
+        if part.is_multipart():
             continue
-        if disposition != "attachment" and (not filename or part.get_content_maintype() == "image"):
+        if part.get_content_disposition() != "attachment" and (
+            not filename or part.get_content_maintype() == "image"
+        ):
             continue  # the other alternative of the body, an inline image
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes):

@@ -149,6 +149,13 @@ def _elements(el: Any) -> list[Any]:
     return [c for c in el if isinstance(c.tag, str)]
 
 
+def _text(el: Any) -> str:
+    """An element's own text; entity references (never expanded) and comments left out."""
+    parts = [el.text or ""]
+    parts.extend(c.tail or "" for c in el if not isinstance(c.tag, str))
+    return " ".join("".join(parts).split())
+
+
 def _leaf(el: Any) -> bool:
     return not _elements(el)
 
@@ -162,20 +169,21 @@ def _record(el: Any) -> dict[str, str] | None:
     if len(set(names)) != len(names):
         return None
     record = {k.rsplit("}", 1)[-1]: v for k, v in el.attrib.items()}
-    record.update({_name(c): " ".join((c.text or "").split()) for c in children})
+    record.update({_name(c): _text(c) for c in children})
     return record
 
 
 def xml_blocks(el: Any, level: int = 1) -> Iterator[Block]:
     """Markdown blocks of an XML element."""
     children = _elements(el)
-    if (el.text or "").strip():
-        yield "text", " ".join(el.text.split())
+    own = _text(el)
+    if own:
+        yield "text", own
     i = 0
     while i < len(children):
         child = children[i]
         if _leaf(child):
-            text = " ".join((child.text or "").split())
+            text = _text(child)
             yield "list", f"- **{_name(child)}**{_attrs(child)}: {text}".rstrip(": ")
             i += 1
             continue

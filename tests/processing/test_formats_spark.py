@@ -18,8 +18,8 @@ from fmf_spark.processing import chunk_documents, parse_documents
 from fmf_spark.processing.synthetic import pdf_bytes, xlsx_bytes
 from fmf_spark.processing.synthetic_office import (
     docx_bytes,
-    encrypt_office,
     eml_bytes,
+    encrypt_office,
     epub_bytes,
     msg_bytes,
     odf_bytes,

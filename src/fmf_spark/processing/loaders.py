@@ -470,6 +470,9 @@ def load_parquet(data: bytes) -> Loaded:
 
 #: OSD's orientation confidence below which a page is read as it is
 _OSD_MIN_CONFIDENCE = 1.0
+#: mean word confidence under which a page may lie sideways (upright text: 90+,
+#: the same page turned 90 or 180 degrees: about 45)
+_LOW_WORD_CONFIDENCE = 60.0
 _OSD_ROTATE = re.compile(r"Rotate:\s*(\d+)")
 _OSD_CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")
 
@@ -493,13 +496,30 @@ def _upright(image: Any, pytesseract: Any, timeout_s: float) -> tuple[Any, int]:
     return image.rotate(-angle, expand=True, fillcolor=255 if image.mode == "L" else None), angle
 
 
+def _ocr(image: Any, pytesseract: Any, languages: str, timeout_s: float) -> tuple[str, float]:
+    """The text of an image and tesseract's mean word confidence, from one run."""
+    text, tsv = pytesseract.run_and_get_multiple_output(
+        image, extensions=["txt", "tsv"], lang=languages, timeout=max(1, int(timeout_s))
+    )
+    confidences = []
+    for line in tsv.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) >= 12 and fields[11].strip():
+            try:
+                confidences.append(float(fields[10]))
+            except ValueError:
+                continue
+    return text, sum(confidences) / len(confidences) if confidences else 100.0
+
+
 def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
     """OCR one image with tesseract; raises ParseFailure when it cannot.
 
     tesseract runs with ``OMP_THREAD_LIMIT=cfg.threads`` (set in this worker's
     environment, which its subprocess inherits): Spark already runs a task per core,
     and tesseract's own OpenMP threads on top made OCR 7x slower on 2 cores. A page
-    scanned sideways or upside down is turned upright first (``detect_orientation``).
+    that reads with low confidence is checked for orientation and, when it lies
+    sideways or upside down, read again upright (``detect_orientation``).
     """
     if not cfg.enabled:
         raise ParseFailure(
@@ -507,8 +527,8 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
         )
     pytesseract = require("pytesseract")
     image_mod = require("PIL.Image", "ocr")
-    if cfg.tesseract_cmd:
-        pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd
+    # set on every call: pytesseract keeps it module-wide, and the next config may not name one
+    pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd or "tesseract"
     os.environ["OMP_THREAD_LIMIT"] = str(cfg.threads)
     try:
         image = image_mod.open(io.BytesIO(data))
@@ -520,11 +540,15 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     try:
-        if cfg.detect_orientation:
-            image, _ = _upright(image, pytesseract, timeout_s)
-        text = pytesseract.image_to_string(
-            image, lang=cfg.languages, timeout=max(1, int(timeout_s))
-        )
+        text, confidence = _ocr(image, pytesseract, cfg.languages, timeout_s)
+        if cfg.detect_orientation and confidence < _LOW_WORD_CONFIDENCE:
+            # read poorly: maybe sideways. Orientation detection is a second tesseract
+            # run, so only for pages that need it
+            turned, angle = _upright(image, pytesseract, timeout_s)
+            if angle:
+                turned_text, turned_confidence = _ocr(turned, pytesseract, cfg.languages, timeout_s)
+                if turned_confidence > confidence:
+                    text = turned_text
     except pytesseract.TesseractNotFoundError:
         raise ParseFailure(
             "tesseract is not installed",

@@ -222,7 +222,7 @@ def ole_bytes(streams: dict[str, bytes]) -> bytes:
         e = entries[i]
         name = e["name"].encode("utf-16-le") + b"\0\0"
         kids = e["kids"]
-        parent_kids = next((p["kids"] for p in entries if i in p["kids"]), [])
+        parent_kids: list[int] = next((p["kids"] for p in entries if i in p["kids"]), [])
         pos = parent_kids.index(i) if i in parent_kids else -1
         right = parent_kids[pos + 1] if 0 <= pos < len(parent_kids) - 1 else _NOSTREAM
         size = e.get("size", len(e["data"]) if e.get("data") is not None else 0)

@@ -136,7 +136,7 @@ def load_msg(data: bytes, cfg: ProcessingConfig) -> Loaded:
             html = top.binary(_HTML) or top.string(_HTML).encode()
             body = load_html(html).text if html.strip() else ""
             meta["body"] = "html"
-        children = []
+        children: list[Child] = []
         embedded = 0
         for entry in sorted({p[0] for p in ole.listdir(streams=True, storages=True)}):
             if not entry.lower().startswith("__attach_version1.0_#"):

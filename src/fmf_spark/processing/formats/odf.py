@@ -18,7 +18,7 @@ from typing import Any
 
 from fmf_spark._deps import require
 from fmf_spark.config.processing import ProcessingConfig
-from fmf_spark.processing.base import Loaded, LoaderSpec, register_loader
+from fmf_spark.processing.base import Loaded, LoaderSpec, LoadFunction, register_loader
 from fmf_spark.processing.formats.docx import join_blocks
 from fmf_spark.processing.loaders import join_pages, markdown_table, open_package, trim_rows
 from fmf_spark.processing.text import ParseFailure, normalize
@@ -251,7 +251,7 @@ def _load(data: bytes, cfg: ProcessingConfig, expected: str) -> Loaded:
     sheet_root = body.find(f"{OFFICE}spreadsheet")
     deck = body.find(f"{OFFICE}presentation")
     if sheet_root is not None:
-        sheets = []
+        sheets: list[str] = []
         names_list = []
         for table in sheet_root.iter(TB + "table"):
             name = table.get(TB + "name") or f"Sheet{len(sheets) + 1}"
@@ -284,12 +284,14 @@ def _mimetype_sniff(mimetype: str) -> Any:
     return sniff
 
 
+def _loader(name: str) -> LoadFunction:
+    def load(data: bytes, cfg: ProcessingConfig) -> Loaded:
+        return _load(data, cfg, name)
+
+    return load
+
+
 for _type, _exts in ((ODT, ("odt", "ott")), (ODS, ("ods", "ots")), (ODP, ("odp", "otp"))):
     register_loader(
-        LoaderSpec(
-            _type,
-            lambda data, cfg, _name=_exts[0].upper(): _load(data, cfg, _name),
-            _exts,
-            zip_sniff=_mimetype_sniff(_type),
-        )
+        LoaderSpec(_type, _loader(_exts[0].upper()), _exts, zip_sniff=_mimetype_sniff(_type))
     )

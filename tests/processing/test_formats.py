@@ -496,3 +496,46 @@ def test_multipage_tiff_through_ocr() -> None:
         2,
     )
     assert doc.metadata["page_starts"] == "0,17"
+
+
+def test_docx_text_box_text_kept() -> None:
+    import io
+
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph("Before the box.")
+    box = parse_xml(
+        '<w:p xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+        'xmlns:v="urn:schemas-microsoft-com:vml"><w:r><w:t>Callout:</w:t></w:r><w:r><w:pict>'
+        "<v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Deadline is Friday</w:t></w:r>"
+        "</w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+    )
+    document.element.body.insert(1, box)
+    out = io.BytesIO()
+    document.save(out)
+    assert _ok(out.getvalue(), "box.docx").text == "Before the box.\n\nCallout: Deadline is Friday"
+
+
+def test_page_strategy_cuts_at_slides_and_sheets() -> None:
+    from fmf_spark.config.processing import ChunkingConfig
+    from fmf_spark.processing import chunk_text
+    from fmf_spark.processing.synthetic import xlsx_bytes
+
+    cfg = ChunkingConfig(strategy="page", max_tokens=200, overlap_tokens=0)
+    deck = _ok(pptx_bytes([{"title": "One", "bullets": ["a"]}, {"title": "Two"}]), "d.pptx")
+    book = _ok(xlsx_bytes({"North": [["k", "v"], [1, 2]], "South": [["k"], [3]]}), "b.xlsx")
+    for doc, pages in (
+        (deck, ["## Slide 1: One\n\n- a", "## Slide 2: Two"]),
+        (
+            book,
+            [
+                "## Sheet: North\n\n| k | v |\n|---|---|\n| 1 | 2 |",
+                "## Sheet: South\n\n| k |\n|---|\n| 3 |",
+            ],
+        ),
+    ):
+        starts = [int(s) for s in doc.metadata["page_starts"].split(",")]
+        chunks = chunk_text(doc.doc_id, doc.text or "", cfg, starts)
+        assert [(c.text, c.metadata["page"]) for c in chunks] == [(pages[0], "1"), (pages[1], "2")]

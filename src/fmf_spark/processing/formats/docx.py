@@ -136,11 +136,16 @@ def _segments(el: Any, ctx: _Context, link: str | None = None) -> Iterator[tuple
                 elif ptag in (W + "footnoteReference", W + "endnoteReference"):
                     prefix = "" if ptag == W + "footnoteReference" else "e"
                     yield f"[^{prefix}{part.get(W + 'id')}]", 0, ""
-                elif ptag in (W + "drawing", W + "pict"):
+                elif ptag in (W + "drawing", W + "pict", W + "object"):
                     for pr in part.iter(_WP_DOCPR):
                         alt = (pr.get("descr") or pr.get("title") or "").strip()
                         if alt:
                             yield f"![{alt}]()", 0, ""
+                    # text boxes (shapes, callouts): their paragraphs, inline
+                    for box in part.iter(W + "txbxContent"):
+                        text = " ".join(t for _, t in _blocks(box, ctx) if t)
+                        if text:
+                            yield f" {text} ", 0, ""
         elif tag == W + "hyperlink":
             target = ctx.links.get(child.get(R_ID) or "", "")
             yield from _segments(child, ctx, target or link)

@@ -28,6 +28,15 @@ _BULLETED = {2, 7}
 _TITLES = {1, 3}
 
 
+def _kind(shape: Any) -> int | None:
+    """A shape's MSO_SHAPE_TYPE; None for a kind python-pptx does not name (it raises)."""
+    try:
+        kind = shape.shape_type
+    except NotImplementedError:
+        return None
+    return None if kind is None else int(kind)
+
+
 def _ordered(shapes: Any) -> Iterator[Any]:
     """Shapes in reading order, group shapes opened."""
 
@@ -35,7 +44,7 @@ def _ordered(shapes: Any) -> Iterator[Any]:
         return (shape.top or 0, shape.left or 0)
 
     for shape in sorted(shapes, key=key):
-        if shape.shape_type == 6:  # MSO_SHAPE_TYPE.GROUP
+        if _kind(shape) == 6:  # MSO_SHAPE_TYPE.GROUP
             yield from _ordered(shape.shapes)
         else:
             yield shape
@@ -80,7 +89,7 @@ def _slide(number: int, slide: Any) -> str:
             if kind in _TITLES and text:
                 text = "### " + text.replace("\n", " ")
             blocks.append(text)
-        elif shape.shape_type == 13:  # MSO_SHAPE_TYPE.PICTURE
+        elif _kind(shape) == 13:  # MSO_SHAPE_TYPE.PICTURE
             alt = (shape._element.nvPicPr.cNvPr.get("descr") or "").strip()
             if alt:
                 blocks.append(f"![{alt}]()")

@@ -164,12 +164,10 @@ def test_xlsx_empty_workbook_is_not_ok() -> None:
 
 
 def test_xlsx_password_protected_is_encrypted() -> None:
-    import msoffcrypto
+    from tests.processing.helpers import encrypt_office
 
     plain = _workbook(lambda wb: wb.active.append(["secret", 1]))
-    out = io.BytesIO()
-    msoffcrypto.OfficeFile(io.BytesIO(plain)).encrypt("s3cret", out)
-    doc = parse_file(out.getvalue(), "locked.xlsx", CFG)
+    doc = parse_file(encrypt_office(plain), "locked.xlsx", CFG)
     assert doc.status == "error"
     assert doc.error is not None and doc.error["code"] == "processing.encrypted"
     assert doc.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

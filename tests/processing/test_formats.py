@@ -19,7 +19,6 @@ from fmf_spark.processing.synthetic import pdf_bytes
 from fmf_spark.processing.synthetic_office import (
     docx_bytes,
     eml_bytes,
-    encrypt_office,
     epub_bytes,
     msg_bytes,
     odf_bytes,
@@ -28,6 +27,7 @@ from fmf_spark.processing.synthetic_office import (
     tiff_bytes,
     zip_bytes,
 )
+from tests.processing.helpers import encrypt_office
 
 CFG = ProcessingConfig(max_file_bytes=20 * 1024 * 1024)
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

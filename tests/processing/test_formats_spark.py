@@ -19,7 +19,6 @@ from fmf_spark.processing.synthetic import pdf_bytes, xlsx_bytes
 from fmf_spark.processing.synthetic_office import (
     docx_bytes,
     eml_bytes,
-    encrypt_office,
     epub_bytes,
     msg_bytes,
     odf_bytes,
@@ -28,6 +27,7 @@ from fmf_spark.processing.synthetic_office import (
     tiff_bytes,
     zip_bytes,
 )
+from tests.processing.helpers import encrypt_office
 
 has_tesseract = shutil.which("tesseract") is not None
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

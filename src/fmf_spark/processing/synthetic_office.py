@@ -102,15 +102,6 @@ def pptx_bytes(slides: Sequence[dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-def encrypt_office(data: bytes, password: str = "s3cret") -> bytes:
-    """An OOXML file encrypted with a password (ECMA-376 agile), as Office writes it."""
-    import msoffcrypto
-
-    out = io.BytesIO()
-    msoffcrypto.OfficeFile(io.BytesIO(data)).encrypt(password, out)
-    return out.getvalue()
-
-
 # --- e-mail ---------------------------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 Both are ``DataFrame -> DataFrame`` transforms built on ``mapInPandas`` (the iterator
 form): the output schema is declared once (:mod:`fmf_spark.schemas`), per-partition
 set-up (tokenizer tables, config) happens once before the loop, and every input row
-gives an output row (parse) or its chunks (chunk), failures included.
+gives an output row (parse) or its chunks (chunk), failures included. A file with
+child documents (e-mail attachments, archive members) also gives a row per child,
+right after its own, with ``parent_doc_id`` and ``attachment_name`` set.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def parse_partition(
 
 
 def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> DataFrame:
-    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (one row per file).
+    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (a row per file and child).
 
     Args:
         files_df: the output of a connector's ``to_dataframe``.
@@ -129,7 +131,9 @@ def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> Da
 
     Returns:
         Documents with markdown ``text``; files that could not be read or parsed keep
-        their row with ``status='error'`` and an ``error`` struct.
+        their row with ``status='error'`` and an ``error`` struct; child documents
+        (attachments, archive members, to ``processing.max_depth``) follow their
+        parent's row, linked by ``parent_doc_id``.
 
     Example:
         >>> files = get_connector("samples", cfg).to_dataframe(spark)  # doctest: +SKIP

@@ -28,6 +28,10 @@ EXTRAS: dict[str, str] = {
     "charset_normalizer": "processing",
     "bpe_openai": "processing",
     "lxml": "processing",
+    "docx": "processing",
+    "pptx": "processing",
+    "olefile": "processing",
+    "striprtf": "processing",
 }
 
 

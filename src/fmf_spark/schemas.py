@@ -80,6 +80,10 @@ DOCUMENTS_SCHEMA = StructType(
         StructField("metadata", METADATA_MAP, True),
         StructField("status", StringType(), False),
         StructField("error", ERROR_STRUCT, True),
+        # a child document (e-mail attachment, archive member) names its parent's doc_id
+        # and its own name there; both null for a file
+        StructField("parent_doc_id", StringType(), True),
+        StructField("attachment_name", StringType(), True),
     ]
 )
 

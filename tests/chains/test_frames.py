@@ -33,6 +33,8 @@ def _doc(doc_id: str, path: str, status: str = "ok", title: str | None = None) -
         meta,
         status,
         err,
+        None,  # parent_doc_id
+        None,  # attachment_name
     )
 
 

@@ -4,6 +4,8 @@ Both are ``DataFrame -> DataFrame`` transforms built on ``mapInPandas`` (the ite
 form): the output schema is declared once (:mod:`fmf_spark.schemas`), per-partition
 set-up (tokenizer tables, config, plug-in loaders) happens once before the loop, and
 every input row gives an output row (parse) or its chunks (chunk), failures included.
+A file with child documents (e-mail attachments, archive members) also gives a row per
+child, right after its own, with ``parent_doc_id`` and ``attachment_name`` set.
 
 Loaders are found by content type in the worker's registry, so the config's
 ``plugins:`` modules are imported in each worker before it parses (``plugins``).
@@ -16,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig
 from fmf_spark.processing.chunking import chunk_text
-from fmf_spark.processing.parse import ParsedDocument, doc_id_for, parse_file
+from fmf_spark.processing.parse import (
+    ChildDocument,
+    ParsedDocument,
+    doc_id_for,
+    expand_children,
+    parse_file,
+)
 from fmf_spark.registry import import_plugins
 
 if TYPE_CHECKING:
@@ -43,10 +51,16 @@ def _document_fields(
             "metadata": {},
             "status": rec["status"],
             "error": rec["error"],
+            "parent_doc_id": None,
+            "attachment_name": None,
         }
         return fields, None
     doc = parse_file(rec["content"], rec["path"], cfg, rec["uri"])
-    fields = {
+    return _parsed_fields(doc), doc
+
+
+def _parsed_fields(doc: ParsedDocument, child: ChildDocument | None = None) -> dict[str, Any]:
+    return {
         "doc_id": doc.doc_id,
         "content_type": doc.content_type,
         "text": doc.text,
@@ -54,8 +68,37 @@ def _document_fields(
         "metadata": doc.metadata,
         "status": doc.status,
         "error": doc.error,
+        "parent_doc_id": None if child is None else child.parent_doc_id,
+        "attachment_name": None if child is None else child.attachment_name,
     }
-    return fields, doc
+
+
+def _with_children(
+    rec: dict[str, Any], cfg: ProcessingConfig
+) -> list[tuple[dict[str, Any], ParsedDocument | None]]:
+    """The DOCUMENTS rows of one files record: the file's, then its child documents'.
+
+    Each is ``(row without kind/chunk columns, parsed document or None)``. The children
+    are expanded before the file's row is built: a file that had more children than
+    ``max_children`` says so in its metadata.
+    """
+    fields, doc = _document_fields(rec, cfg)
+    own = {k: rec[k] for k in _PASSTHROUGH}
+    if doc is None:
+        return [({**own, **fields}, None)]
+    kids = list(expand_children(doc, rec["path"], rec["uri"], cfg))
+    rows: list[tuple[dict[str, Any], ParsedDocument | None]] = [({**own, **fields}, doc)]
+    for kid in kids:
+        row = {
+            **own,
+            "path": kid.path,
+            "uri": kid.uri,
+            "size": kid.size,
+            "etag": None,
+            **_parsed_fields(kid.doc, kid),
+        }
+        rows.append((row, kid.doc))
+    return rows
 
 
 def parse_partition(
@@ -74,8 +117,7 @@ def parse_partition(
         for batch in batches:
             rows: list[dict[str, Any]] = []
             for rec in batch.to_dict("records"):
-                fields, _ = _document_fields(rec, cfg)
-                rows.append({**{k: rec[k] for k in _PASSTHROUGH}, **fields})
+                rows.extend(row for row, _ in _with_children(rec, cfg))
             frame = pd.DataFrame(rows, columns=columns)
             frame["size"] = frame["size"].astype("Int64")
             frame["pages"] = frame["pages"].astype("Int32")
@@ -87,7 +129,7 @@ def parse_partition(
 def parse_documents(
     files_df: DataFrame, processing_cfg: ProcessingConfig, plugins: Sequence[str] = ()
 ) -> DataFrame:
-    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (one row per file).
+    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (a row per file and child).
 
     Args:
         files_df: the output of a connector's ``to_dataframe``.
@@ -96,7 +138,9 @@ def parse_documents(
 
     Returns:
         Documents with markdown ``text``; files that could not be read or parsed keep
-        their row with ``status='error'`` and an ``error`` struct.
+        their row with ``status='error'`` and an ``error`` struct; child documents
+        (attachments, archive members, to ``processing.max_depth``) follow their
+        parent's row, linked by ``parent_doc_id``.
 
     Example:
         >>> files = get_connector("samples", cfg).to_dataframe(spark)  # doctest: +SKIP
@@ -222,38 +266,36 @@ def fused_partition(
         for batch in batches:
             for rec in batch.to_dict("records"):
                 read = read_resource(connector, info_from_record(rec))
-                fields, doc = _document_fields(read, cfg)
-                rows.append(
-                    {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document", **fields}
-                )
-                if doc is None or doc.status != "ok":
-                    continue
-                text = doc.text or ""
-                chars += 2 * len(text)  # the document and (about) its chunks
-                base = _chunk_base(read["path"], doc.content_type)
-                fixed = {
-                    **empty,
-                    "kind": "chunk",
-                    "source": read["source"],
-                    "uri": read["uri"],
-                    "path": read["path"],
-                    "status": doc.status,
-                }
-                starts = _page_starts(doc.metadata)
-                for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
-                    rows.append(
-                        {
-                            **fixed,
-                            "doc_id": c.doc_id,
-                            "chunk_id": c.chunk_id,
-                            "chunk_index": c.chunk_index,
-                            "text": c.text,
-                            "char_start": c.char_start,
-                            "char_end": c.char_end,
-                            "token_count": c.token_count,
-                            "metadata": c.metadata,
-                        }
-                    )
+                for row, doc in _with_children(read, cfg):
+                    rows.append({**empty, **row, "kind": "document"})
+                    if doc is None or doc.status != "ok":
+                        continue
+                    text = doc.text or ""
+                    chars += 2 * len(text)  # the document and (about) its chunks
+                    base = _chunk_base(row["path"], doc.content_type)
+                    fixed = {
+                        **empty,
+                        "kind": "chunk",
+                        "source": row["source"],
+                        "uri": row["uri"],
+                        "path": row["path"],
+                        "status": doc.status,
+                    }
+                    starts = _page_starts(doc.metadata)
+                    for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
+                        rows.append(
+                            {
+                                **fixed,
+                                "doc_id": c.doc_id,
+                                "chunk_id": c.chunk_id,
+                                "chunk_index": c.chunk_index,
+                                "text": c.text,
+                                "char_start": c.char_start,
+                                "char_end": c.char_end,
+                                "token_count": c.token_count,
+                                "metadata": c.metadata,
+                            }
+                        )
                 if chars >= _FUSED_BATCH_CHARS:
                     yield _fused_frame(pd, rows, columns)
                     rows, chars = [], 0

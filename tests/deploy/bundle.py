@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,25 +94,28 @@ def references(value: Any) -> set[str]:
     return set()
 
 
-def resolve(text: str, target: str, file_path: Path = ROOT) -> str:
+def resolve(
+    text: str, target: str, file_path: Path = ROOT, var: Mapping[str, Any] | None = None
+) -> str:
     """``text`` with its references resolved for ``target``.
 
     ``${workspace.file_path}`` is where the bundle's files are synced (``file_path``),
-    ``${var.x}`` the target's value, ``${resources.<kind>.<name>.<field>}`` that field of
-    the resource, itself resolved. Any other reference fails: a test that meets one
-    must say what it stands for.
+    ``${var.x}`` the target's value (or ``var``'s, as ``bundle deploy --var x=v`` sets
+    it), ``${resources.<kind>.<name>.<field>}`` that field of the resource, itself
+    resolved. Any other reference fails: a test that meets one must say what it
+    stands for.
     """
-    values = variables(target)
+    values = {**variables(target), **(var or {})}
 
     def one(match: re.Match[str]) -> str:
         ref = match.group(1)
         if ref == "workspace.file_path":
             return str(file_path)
         if ref.startswith("var."):
-            return resolve(str(values[ref.removeprefix("var.")]), target, file_path)
+            return resolve(str(values[ref.removeprefix("var.")]), target, file_path, var)
         if ref.startswith("resources."):
             _, kind, name, field = ref.split(".")
-            return resolve(str(resource(kind, name).raw[field]), target, file_path)
+            return resolve(str(resource(kind, name).raw[field]), target, file_path, var)
         raise AssertionError(f"unknown reference ${{{ref}}} in {text!r}")
 
     return _REF.sub(one, text)

@@ -254,10 +254,10 @@ def test_entry_points_exist_in_the_wheel(bundle_wheel: Path) -> None:
             assert func == "main"
 
 
-def _job_parameters(target: str) -> list[str]:
+def _job_parameters(target: str, **var: str) -> list[str]:
     (task,) = _wheel_tasks(Job.from_dict(b.resource("jobs", "fmf_run").raw))
     # a parameter that is one whole reference loads as a Variable: its str() is "${...}"
-    return [b.resolve(str(p), target) for p in task.python_wheel_task.parameters]
+    return [b.resolve(str(p), target, var=var) for p in task.python_wheel_task.parameters]
 
 
 @pytest.mark.parametrize("target", ["azure", "aws", "gcp", "prod"])
@@ -276,7 +276,8 @@ def test_job_parameters_parse_and_plan_the_chain(target: str) -> None:
     assert (sink.path, sink.table) == (None, f"{values['catalog']}.{values['schema']}.fmf_outputs")  # type: ignore[union-attr]
     assert cfg.secrets.providers["databricks"].scope == values["secret_scope"]  # type: ignore[union-attr]
     assert cfg.secrets.names["azure_openai_key"].provider == "databricks"
-    azure = cfg.inference.providers[cfg.inference.default_provider or ""]
+    assert cfg.inference.default_provider == values["provider"] == "azure"
+    azure = cfg.inference.providers["azure"]
     assert (azure.type, azure.endpoint, azure.deployment) == (  # type: ignore[union-attr]
         "azure_openai",
         values["azure_openai_endpoint"],
@@ -293,6 +294,17 @@ def test_job_parameters_parse_and_plan_the_chain(target: str) -> None:
         ("brief", "azure"),
         ("digest", "azure"),
     ]
+
+
+def test_bedrock_is_one_variable_away() -> None:
+    args = build_parser().parse_args(_job_parameters("aws", provider="bedrock"))
+    cfg = load_config(args.config, profile=args.profile, overrides=args.set, environ={})
+    plan = plan_chain(load_chain(args.chain), cfg, PromptRegistry(cfg.prompts.dir))
+    bedrock = cfg.inference.providers["bedrock"]
+    assert {s.provider for s in plan.steps} == {"bedrock"}
+    assert {s.model for s in plan.steps} == {bedrock.model_id}  # type: ignore[union-attr]
+    # priced, so the run's cost is not 0
+    assert bedrock.model_id in cfg.inference.prices  # type: ignore[union-attr]
 
 
 # --- the task fails when the run fails ---------------------------------------------------

@@ -11,13 +11,14 @@ asks ``/.well-known/databricks-config`` for host metadata) answer ``404``.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from tests.servers.http import send_json
 
 TOKEN = "local-databricks-token"
 
@@ -36,12 +37,7 @@ def _handler(state: WorkspaceState) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, body: dict[str, str]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def do_GET(self) -> None:
             url = urlparse(self.path)

@@ -153,27 +153,22 @@ class AzureKeyVaultProvider:
 class DatabricksSecretsProvider:
     """One Databricks secret scope; ``get(key)`` is ``dbutils.secrets.get(scope, key)``.
 
-    Args:
-        cfg: the provider config (scope, optional host).
-        dbutils: a ``dbutils`` object to read through; default the SDK's
-            ``WorkspaceClient().dbutils``, which is the runtime's own ``dbutils`` on
-            Databricks and a REST client elsewhere.
+    The ``dbutils`` is databricks-sdk's ``WorkspaceClient().dbutils``: the runtime's own
+    on Databricks (the job's or notebook's identity), a REST client elsewhere.
     """
 
-    def __init__(self, cfg: DatabricksSecretsProviderConfig, dbutils: Any = None) -> None:
+    def __init__(self, cfg: DatabricksSecretsProviderConfig) -> None:
         self._scope = cfg.scope
-        if dbutils is None:
-            sdk = require("databricks.sdk")
-            try:
-                client = sdk.WorkspaceClient(host=cfg.host) if cfg.host else sdk.WorkspaceClient()
-            except Exception as exc:  # the SDK's unified auth found no credentials
-                raise SecretError(
-                    f"Databricks: cannot authenticate: {_first_line(exc)}",
-                    hint="automatic on Databricks; elsewhere set DATABRICKS_HOST and "
-                    "DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE)",
-                ) from None
-            dbutils = client.dbutils
-        self._secrets = dbutils.secrets
+        sdk = require("databricks.sdk")
+        try:
+            client = sdk.WorkspaceClient(host=cfg.host) if cfg.host else sdk.WorkspaceClient()
+        except Exception as exc:  # the SDK's unified auth found no credentials
+            raise SecretError(
+                f"Databricks: cannot authenticate: {_first_line(exc)}",
+                hint="automatic on Databricks; elsewhere set DATABRICKS_HOST and "
+                "DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE)",
+            ) from None
+        self._secrets = client.dbutils.secrets
 
     def get(self, key: str) -> str:
         try:

@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "pytesseract": "ocr",
     "PIL": "ocr",
     "mlflow": "mlflow",
+    "databricks.sdk": "databricks",
     "psycopg": "postgres",
     "pypdf": "processing",
     "openpyxl": "processing",

@@ -50,6 +50,22 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     assert validated.returncode == 0, validated.stderr
     assert "config OK" in validated.stdout
 
+    # fmf-job (the Databricks wheel task's entry point) exits with the failed run's code
+    failed = subprocess.run(
+        [
+            str(env_dir / "bin" / "fmf-job"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+            "config",
+            "validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 2, failed.stderr
+    assert failed.stderr.startswith("error: config.invalid: cannot read config file")
+
     # a command that needs an extra fails with the pip command that fixes it
     aws_conf = tmp_path / "aws.yaml"
     aws_conf.write_text(

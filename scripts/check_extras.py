@@ -20,9 +20,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "fmf_spark"
@@ -91,12 +92,16 @@ def main() -> int:
         normalize(n)
         for n in pyproject["tool"]["deptry"].get("per_rule_ignores", {}).get("DEP002", [])
     }
-    providers = {top: {normalize(d) for d in dists} for top, dists in packages_distributions().items()}
+    providers = {
+        top: {normalize(d) for d in dists} for top, dists in packages_distributions().items()
+    }
     problems: list[str] = []
     required: set[str] = set()
 
     for extra in sorted(set(EXTRAS.values()) - declared.keys()):
-        problems.append(f"src/fmf_spark/_deps.py: EXTRAS names extra '{extra}', which pyproject.toml lacks")
+        problems.append(
+            f"src/fmf_spark/_deps.py: EXTRAS names extra '{extra}', which pyproject.toml lacks"
+        )
 
     for path in sorted(SRC.rglob("*.py")):
         where = path.relative_to(ROOT)
@@ -106,11 +111,15 @@ def main() -> int:
                 continue
             extra = extra_for(module, explicit)
             if extra not in declared:
-                problems.append(f"{where}:{line}: '{module}' names extra '{extra}', which pyproject.toml lacks")
+                problems.append(
+                    f"{where}:{line}: '{module}' names extra '{extra}', which pyproject.toml lacks"
+                )
                 continue
             dists = providers.get(module.split(".")[0], set())
             if not dists:
-                problems.append(f"{where}:{line}: '{module}' is not installed here; cannot check extra '{extra}'")
+                problems.append(
+                    f"{where}:{line}: '{module}' is not installed here; cannot check extra '{extra}'"
+                )
                 continue
             required |= dists
             if not dists & declared[extra]:

@@ -1,7 +1,7 @@
 """The ``fmf`` command.
 
-Global options (``--config``, ``--profile``, ``--set``, ``--debug``) go before or after
-the command. Each layer adds its own commands from its ``cli.py`` module (listed in
+Global options (``--config``, ``--profile``, ``--set``, ``--verbose``, ``--debug``) go
+before or after the command. Each layer adds its own commands from its ``cli.py`` module (listed in
 :data:`COMMAND_MODULES`, each with a ``register(subparsers, common)`` function), so
 this file stays small and ``fmf --help`` imports no Spark and no cloud SDK.
 
@@ -10,12 +10,17 @@ Errors: an :class:`~fmf_spark.errors.FmfError` prints one line, ``code: message
 the traceback. That holds for an error raised in a Spark Python worker too: Spark
 wraps it in a Java exception, and :func:`~fmf_spark.errors.recover_error` finds it in
 the wrapper's text.
+
+Output: a Spark session the command builds starts quietly (no Ivy log, Spark's own log
+in a file); ``--verbose`` (and ``--debug``) bring Spark's console log back, through
+``FMF_VERBOSE`` for the duration of the command (see :mod:`fmf_spark.spark`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -92,10 +97,16 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
         help="override one config value; repeatable; wins over everything",
     )
     common.add_argument(
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="show Spark's own log (WARN and up) and its jar resolution on the console",
+    )
+    common.add_argument(
         "--debug",
         action="store_true",
         default=False if defaults else argparse.SUPPRESS,
-        help="print tracebacks",
+        help="print tracebacks and debug logs; implies --verbose",
     )
     return common
 
@@ -125,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fmf_spark.observability.redaction import redact
 
     configure_logging(level="DEBUG" if args.debug else "INFO")
+    previous = os.environ.get("FMF_VERBOSE")
+    if args.verbose or args.debug:
+        os.environ["FMF_VERBOSE"] = "1"
     try:
         code = handler(args, CliContext(args))
         return int(code or 0)
@@ -144,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
+    finally:
+        if previous is None:
+            os.environ.pop("FMF_VERBOSE", None)
+        else:
+            os.environ["FMF_VERBOSE"] = previous
 
 
 #: the last line of a Python traceback: ``package.ErrorType: message``

@@ -82,7 +82,7 @@ def require_calls(path: Path) -> list[tuple[int, str | None, str | None]]:
         if extra is not None and extra_name is None:
             module = None  # a computed extra: as unreadable as a computed module
         calls.append((node.lineno, module, extra_name))
-    return calls
+    return sorted(calls, key=lambda call: call[0])
 
 
 def main() -> int:

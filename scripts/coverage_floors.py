@@ -15,12 +15,15 @@ import json
 import sys
 from pathlib import Path
 
-#: package (path under src/fmf_spark/) -> the lowest line coverage, in percent, CI accepts
+#: package (path under src/fmf_spark/) -> the lowest line coverage, in percent, CI accepts;
+#: about 3 points under what the suite measured for 0.1.0 (in brackets), so a test that
+#: takes another retry path on a busy machine does not fail the build, but a new module
+#: without tests does
 FLOORS: dict[str, float] = {
-    "config": 85.0,  # with the secret providers (config/secrets.py)
-    "inference": 75.0,
-    "exporters": 70.0,
-    "chains": 80.0,
+    "config": 88.0,  # with the secret providers, config/secrets.py (91.6)
+    "inference": 82.0,  # (85.6)
+    "exporters": 73.0,  # (76.7)
+    "chains": 92.0,  # (95.3)
 }
 
 

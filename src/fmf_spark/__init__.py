@@ -8,6 +8,7 @@ The layers, left to right: ``config`` -> ``connectors`` -> ``processing`` -> ``c
 
 from __future__ import annotations
 
+#: the one place the version is written; pyproject.toml reads it from here
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]

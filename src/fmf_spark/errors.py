@@ -9,14 +9,28 @@ row) and an optional ``hint`` that tells the user what to do next; the CLI print
 Messages must never contain secret values: the CLI and the log handlers pass them
 through :func:`fmf_spark.observability.redaction.redact` as a last line of defence, but
 code raising these errors should not put secrets in them in the first place.
+
+An error raised inside a Spark Python worker (a pandas UDF, ``mapInPandas``) reaches
+the driver only as text: the worker's traceback inside a ``PythonException`` or a
+``Py4JJavaError``. So every error carries a note (printed with its traceback) of one
+line, ``fmf-error: {json}``, from which :func:`recover_error` rebuilds it on the driver;
+the CLI then prints the same one line as for an error raised on the driver. Errors
+also pickle with their code, hint and type.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fmf_spark.inference.base import Completion, RateLimitInfo
+
+#: how the note of an error starts (see :meth:`FmfError.marker`)
+MARKER = "fmf-error: "
+_MARKER_LINE = re.compile(r"^\s*" + re.escape(MARKER) + r"(\{.*\})\s*$", re.MULTILINE)
 
 #: longest error message kept on a row (the ``error.message`` of a failed row)
 MAX_ERROR_CHARS = 2000
@@ -67,6 +81,31 @@ class FmfError(Exception):
         self.hint = hint
         if retryable is not None:
             self.retryable = retryable
+        if hasattr(self, "add_note"):  # Python 3.11+; 3.10 falls back to the class name
+            self.add_note(self.marker())
+
+    def marker(self) -> str:
+        """The note a traceback of this error carries: ``fmf-error: {json}``, one line."""
+        cls = type(self)
+        return MARKER + json.dumps(
+            {
+                "type": f"{cls.__module__}.{cls.__qualname__}",
+                "code": self.code,
+                "message": self.message,
+                "hint": self.hint,
+                "retryable": self.retryable,
+            },
+            sort_keys=True,
+        )
+
+    # Errors cross process boundaries (Spark's Python workers, the Py4J callback of
+    # ``foreachBatch``): pickle by state, not by calling __init__ (subclasses take other
+    # arguments); a subclass drops what must not travel in ``__getstate__``.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__getstate__()))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
     def one_line(self) -> str:
         """The message as the CLI prints it: ``code: message (hint: ...)``."""
@@ -83,16 +122,70 @@ class FmfError(Exception):
         """
         return error_struct(self.code, self.message if message is None else message, self.retryable)
 
-    # Errors cross process boundaries (Spark's Python workers, the Py4J callback of
-    # ``foreachBatch``): rebuild from the message, then restore every declared field.
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message,), self.__getstate__())
 
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+def _rebuild(cls: type[FmfError], args: tuple[Any, ...], state: dict[str, Any]) -> FmfError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
-    def __setstate__(self, state: dict[str, Any] | None) -> None:
-        self.__dict__.update(state or {})
+
+def recover_error(exc: BaseException) -> FmfError | None:
+    """The :class:`FmfError` behind ``exc``, when it is one or wraps one as text.
+
+    Spark hands an error raised in a Python worker to the driver as a
+    ``PythonException``/``Py4JJavaError`` (or a ``StreamingQueryException`` from a
+    ``foreachBatch``) whose text holds the worker's traceback; the last
+    ``fmf-error:`` note in it (the error the worker raised last) is rebuilt as an
+    error of the same class, code, message and hint. Causes and contexts are searched
+    too. ``None`` when there is no FmfError to find.
+
+    Example:
+        >>> try:
+        ...     spark_job_that_raises_in_a_worker()  # doctest: +SKIP
+        ... except Exception as exc:
+        ...     print(recover_error(exc).one_line())  # doctest: +SKIP
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, FmfError):
+            return current
+        found = _from_text(str(current))
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _from_text(text: str) -> FmfError | None:
+    matches = _MARKER_LINE.findall(text)
+    if not matches:
+        return None
+    try:
+        data = json.loads(matches[-1])
+        message = str(data["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    error = _rebuild(_error_class(str(data.get("type", ""))), (message,), {})
+    error.message = message
+    error.code = str(data.get("code") or error.code)
+    error.hint = data.get("hint")
+    error.retryable = bool(data.get("retryable", error.retryable))
+    return error
+
+
+def _error_class(path: str) -> type[FmfError]:
+    """The class a marker names, if it is an FmfError of this package; else FmfError."""
+    module, _, name = path.rpartition(".")
+    if module.split(".")[0] != "fmf_spark":
+        return FmfError
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return FmfError
+    return cls if isinstance(cls, type) and issubclass(cls, FmfError) else FmfError
 
 
 # --- configuration and secrets -------------------------------------------------------------

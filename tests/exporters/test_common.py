@@ -154,7 +154,9 @@ def test_fmf_export_command_exports_a_run_and_records_it_in_run_yaml(
     assert [(e["sink"], e["rows_written"]) for e in record["exports"]] == [("lake", 0)]
 
 
-def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
+def test_fmf_export_unknown_sink_is_a_one_line_error(spark, tmp_path, capsys):
+    # `spark`: the command takes the session before it looks the sink up; without the
+    # fixture it would build a session of its own that later tests would inherit
     from fmf_spark.cli import main
 
     conf = tmp_path / "fmf.yaml"
@@ -164,6 +166,7 @@ def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
     assert "no exporter named 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_record_export_logs_counts_on_the_runs_mlflow_run(tmp_path):
     from mlflow import MlflowClient
 

@@ -25,6 +25,7 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "fmf_spark/py.typed" in names
     assert "fmf_spark/cli/__init__.py" in names
+    assert "fmf_spark/log4j2-quiet.properties" in names  # the quiet Spark log config
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

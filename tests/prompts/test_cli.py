@@ -48,6 +48,7 @@ def test_register_list_show_and_refuse_a_change(tmp_path: Path, capsys) -> None:
     assert "register greet#2" in err
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_register_mirrors_to_mlflow(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "prompts"
     path = write_prompt(folder, greet({"1": V1}))

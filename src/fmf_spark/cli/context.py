@@ -65,9 +65,15 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
         help="override one config value; repeatable; wins over everything",
     )
     common.add_argument(
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="show Spark's own log (WARN and up) and its jar resolution on the console",
+    )
+    common.add_argument(
         "--debug",
         action="store_true",
         default=False if defaults else argparse.SUPPRESS,
-        help="print tracebacks",
+        help="print tracebacks and debug logs; implies --verbose",
     )
     return common

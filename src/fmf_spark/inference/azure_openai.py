@@ -4,6 +4,11 @@ The SDK's own retries are off (``max_retries=0``): the :mod:`retry policy
 <fmf_spark.inference.client>` owns retries, so every call is counted and paced by the
 job-wide limiter. Errors are mapped to the :class:`~fmf_spark.errors.InferenceError`
 family; the ``x-ratelimit-*`` headers of every answer are passed on to the limiter.
+
+The SDK builds its own HTTP client: openai 1.x and 2.x on ``httpx``, 3.x on ``httpx2``.
+Passing one of ours would tie the code to one of them (and to a package the SDK no
+longer depends on); its default pool (``openai.DEFAULT_CONNECTION_LIMITS``) is larger
+than any per-task concurrency, so ``pool`` needs no setting here.
 """
 
 from __future__ import annotations
@@ -295,15 +300,17 @@ class OpenAIChatAdapter:
 def openai_adapter(
     *, base_url: str | None, api_key: str | None, model: str, timeout_s: float, pool: int
 ) -> OpenAIChatAdapter:
-    """An adapter for the OpenAI API or a compatible endpoint (the simulator)."""
+    """An adapter for the OpenAI API or a compatible endpoint (the simulator).
+
+    ``pool`` (the task's concurrency) is accepted for the same signature as the other
+    providers; the SDK's default pool is larger than it.
+    """
     openai = require("openai")
-    httpx = require("httpx", extra="openai")
     client = openai.OpenAI(
         base_url=base_url,
         api_key=api_key or "unused",
         max_retries=0,
         timeout=timeout_s,
-        http_client=httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=pool + 2)),
     )
     return OpenAIChatAdapter(client, model)
 
@@ -320,7 +327,6 @@ def azure_openai_adapter(
 ) -> OpenAIChatAdapter:
     """An adapter for an Azure OpenAI deployment: API key, else Entra ID (azure-identity)."""
     openai = require("openai")
-    httpx = require("httpx", extra="openai")
     auth: dict[str, Any]
     if api_key is not None:
         auth = {"api_key": api_key}
@@ -336,7 +342,6 @@ def azure_openai_adapter(
         api_version=api_version,
         max_retries=0,
         timeout=timeout_s,
-        http_client=httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=pool + 2)),
         **auth,
     )
     return OpenAIChatAdapter(client, model, request_model=deployment)

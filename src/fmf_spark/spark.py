@@ -1,11 +1,16 @@
 """The Spark session factory.
 
 :func:`get_spark` returns the active session when there is one (Databricks, Fabric,
-notebooks, ``spark-submit`` on EMR): the platform owns it and we must not reconfigure
-it. Otherwise it builds a local session with Delta configured through
-``delta.configure_spark_with_delta_pip`` (the Delta jars come from Maven Central into
-``~/.ivy2`` on first use), ``PYSPARK_PYTHON`` set to the running interpreter so the
-Python workers see the same packages, Arrow on and a small number of shuffle partitions.
+notebooks). When Spark was launched by the platform but no session exists yet
+(``spark-submit`` on EMR or anywhere: the driver runs inside a JVM spark-submit started,
+with the master and jars the platform chose), it takes
+``SparkSession.builder.getOrCreate()`` as it is: no master, no Delta packages, no conf
+of ours. Only a plain ``python``/``fmf`` process builds a local session, with Delta
+configured through ``delta.configure_spark_with_delta_pip`` (the Delta jars come from
+Maven Central into ``~/.ivy2`` on first use) unless the config's ``spark.conf`` names
+its own jars (``spark.jars``: jars baked into a container image, no Maven at run time),
+``PYSPARK_PYTHON`` set to the running interpreter so the Python workers see the same
+packages, Arrow on and a small number of shuffle partitions.
 
 Secrets never go into Spark conf: ``spark.sparkContext.getConf().getAll()`` is shown in
 the Spark UI and in event logs.
@@ -19,10 +24,19 @@ from typing import TYPE_CHECKING
 
 from fmf_spark._deps import require
 
+from fmf_spark.observability.logging import get_logger
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pyspark.sql import SparkSession
 
     from fmf_spark.config.models import FmfConfig
+
+log = get_logger(__name__)
+
+#: conf keys that bring their own jars: a locally built session then adds no Delta package
+JAR_KEYS = ("spark.jars", "spark.jars.packages")
 
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -41,11 +55,12 @@ LOCAL_DEFAULTS: dict[str, str] = {
 def get_spark(
     config: FmfConfig | None = None, *, extra_conf: dict[str, str] | None = None
 ) -> SparkSession:
-    """Return the active Spark session, or build a local one with Delta.
+    """Return the active or platform-launched Spark session, or build a local one with Delta.
 
     Args:
         config: the fmf config; its ``spark`` section sets master, app name, shuffle
-            partitions and extra conf for a locally built session.
+            partitions and extra conf for a locally built session. A session the
+            platform launched (see :func:`platform_launch`) ignores it.
         extra_conf: more conf for a locally built session (tests, benchmarks).
 
     Example:
@@ -58,8 +73,17 @@ def get_spark(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    launched = platform_launch()
+    if launched is not None:
+        # the platform chose master, jars (EMR's own Delta) and conf: take them as they are
+        platform: SparkSession = SparkSession.builder.getOrCreate()
+        log.info(
+            "using the Spark session of the platform (%s), master %s",
+            launched,
+            platform.conf.get("spark.master", "unknown"),
+        )
+        return platform
 
-    delta = require("delta")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
@@ -81,5 +105,37 @@ def get_spark(
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session: SparkSession = delta.configure_spark_with_delta_pip(builder).getOrCreate()
+    if not brings_own_jars(conf):
+        builder = require("delta").configure_spark_with_delta_pip(builder)
+    session: SparkSession = builder.getOrCreate()
     return session
+
+
+def brings_own_jars(conf: Mapping[str, str]) -> bool:
+    """Whether ``conf`` names its own jars (then Delta must be among them)."""
+    return any(conf.get(key) for key in JAR_KEYS)
+
+
+def platform_launch(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Spark counts as launched by the platform, or ``None`` for a plain process.
+
+    Launched means: a SparkContext already runs in this process (a notebook, a job
+    that made one), or ``spark-submit`` started this driver (it hands the Python
+    process its running JVM through ``PYSPARK_GATEWAY_PORT``), or the launch arguments
+    (``PYSPARK_SUBMIT_ARGS``) name a master.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        from pyspark import SparkContext
+
+        # a class attribute read, not a use of the context: nothing runs on the JVM
+        if SparkContext._active_spark_context is not None:
+            return "a SparkContext is running"
+    except ImportError:  # a Spark Connect-only client has no classic SparkContext
+        pass
+    if env.get("PYSPARK_GATEWAY_PORT"):
+        return "started by spark-submit"
+    args = env.get("PYSPARK_SUBMIT_ARGS", "").split()
+    if any(arg == "--master" or arg.startswith("--master=") for arg in args):
+        return "PYSPARK_SUBMIT_ARGS names a master"
+    return None

@@ -1,4 +1,4 @@
-.PHONY: run test bench lint wheel clean
+.PHONY: run test bench lint wheel clean emr-package
 
 run:  ## set up and run the sample chain on local Spark with the simulator
 	scripts/run.sh
@@ -15,3 +15,6 @@ wheel:
 
 clean:
 	rm -rf .venv dist build artefacts mlruns mlflow.db spark-warehouse
+
+emr-package:  ## dist/emr/: packed virtualenv (venv-pack) + fmf_job.py + step.json for EMR
+	PYTHON=.venv/bin/python scripts/emr_package.sh

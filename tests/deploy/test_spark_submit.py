@@ -77,37 +77,52 @@ def _submit_sample_chain(master: str, work: Path) -> tuple[str, Path]:
     return done.stderr, outputs
 
 
-@pytest.fixture(scope="module")
-def submitted(tmp_path_factory) -> dict[str, tuple[str, Path]]:
-    runs = {}
-    for master in ("local-cluster[2,1,1024]", "local[2]"):
-        work = tmp_path_factory.mktemp("submit")
-        runs[master] = _submit_sample_chain(master, work)
-    return runs
+CLUSTER, LOCAL = "local-cluster[2,1,1024]", "local[2]"
+_runs: dict[str, tuple[str, Path]] = {}
 
 
-@pytest.mark.parametrize("master", ["local-cluster[2,1,1024]", "local[2]"])
-def test_the_job_runs_on_the_master_it_was_given(submitted, master: str) -> None:
-    log, _ = submitted[master]
+def _run(master: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One spark-submit of the sample chain per master for the whole module."""
+    if master not in _runs:
+        _runs[master] = _submit_sample_chain(master, tmp_path_factory.mktemp("submit"))
+    return _runs[master]
+
+
+def _masters_in(log: str) -> list[str]:
     line = "using the Spark session of the platform (started by spark-submit), master "
-    masters = [row.split(line, 1)[1].strip() for row in log.splitlines() if line in row]
-    assert masters == [master]
-    # nothing of ours went into the session: no Maven package beyond the one given
-    assert "configure_spark_with_delta_pip" not in log
+    return [row.split(line, 1)[1].strip() for row in log.splitlines() if line in row]
+
+
+@pytest.mark.timeout(1800)
+def test_local_cluster_master_is_the_one_given(tmp_path_factory) -> None:
+    log, _ = _run(CLUSTER, tmp_path_factory)
+    # the config said local[1]; the session is spark-submit's, with two executors
+    assert _masters_in(log) == [CLUSTER]
+    assert log.count("Granted executor ID") == 2
+
+
+@pytest.mark.timeout(1800)
+def test_local_master_with_delta_from_packages(tmp_path_factory) -> None:
+    log, _ = _run(LOCAL, tmp_path_factory)
+    assert _masters_in(log) == [LOCAL]
+    # Delta came only from --packages: one resolution, of the package given
+    assert log.count(":: resolving dependencies ::") == 1
+    assert f"{delta_package().split(':')[1]} added as a dependency" in log.replace("#", ":")
 
 
 def _stable(df: DataFrame) -> DataFrame:
     return df.select(*STABLE)
 
 
-def test_both_masters_write_the_same_outputs(spark, submitted) -> None:
+@pytest.mark.timeout(1800)
+def test_both_masters_write_the_same_outputs(spark, tmp_path_factory) -> None:
     from chispa import assert_df_equality
 
-    cluster = spark.read.format("delta").load(str(submitted["local-cluster[2,1,1024]"][1]))
-    local = spark.read.format("delta").load(str(submitted["local[2]"][1]))
+    cluster = spark.read.format("delta").load(str(_run(CLUSTER, tmp_path_factory)[1]))
+    local = spark.read.format("delta").load(str(_run(LOCAL, tmp_path_factory)[1]))
     assert_df_equality(_stable(cluster), _stable(local), ignore_row_order=True)
     rows = cluster.select("step", "status").collect()
-    # every step of the sample chain answered, every row ok
+    # every step of the sample chain answered, every row ok: 2 documents, 1 digest
     assert {r.step for r in rows} == {"summarize", "brief", "digest"}
     assert {r.status for r in rows} == {"ok"}
     assert sum(r.step == "digest" for r in rows) == 1

@@ -16,7 +16,7 @@ from fmf_spark.config.processing import ProcessingConfig
 from fmf_spark.config.prompts_chains import ChainsConfig, PromptsConfig
 from fmf_spark.config.secrets_models import SecretsConfig
 
-PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch")
+PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch", "aws_lambda")
 
 
 class SparkConfig(StrictModel):

@@ -1,0 +1,146 @@
+"""Fixtures of the deployment tests: the wheel, the baked jars, an S3 bucket of inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.deploy.helpers import ROOT
+
+#: the chain every deployment test runs: the sample chain's steps over an S3 connector
+CHAIN = """\
+name: aws_sample
+inputs: {connector: docs, select: "**/*"}
+processing: {chunking: {strategy: markdown, max_tokens: 256, overlap_tokens: 32}}
+steps:
+  - {id: summarize, prompt: summarize_chunk#1, scope: chunk,
+     inputs: {path: "${doc.path}", text: "${chunk.text}"}}
+  - {id: brief, prompt: doc_brief#1, scope: document,
+     inputs: {path: "${doc.path}", summaries: "${steps.summarize.output_json.summary}"}}
+  - {id: digest, prompt: corpus_digest@latest, scope: all,
+     inputs: {briefs: "${all.brief.output_text}"}}
+outputs: %(outputs)s
+"""
+DOCS = {
+    "supplier_onboarding.md": (ROOT / "samples" / "docs" / "supplier_onboarding.md").read_bytes(),
+    "notes/q3_meeting_notes.txt": (ROOT / "samples" / "docs" / "q3_meeting_notes.txt").read_bytes(),
+}
+
+
+@dataclass
+class Bucket:
+    """A moto S3 bucket holding the config, prompts, chain and documents of a job."""
+
+    name: str
+    endpoint: str
+
+    @property
+    def client(self):  # noqa: ANN201 (boto3 client)
+        return boto3.client("s3", endpoint_url=self.endpoint)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.name}/{key}"
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def download(self, prefix: str, dest: Path) -> Path:
+        """Copy every object under ``prefix`` to ``dest`` (a Delta table stays readable)."""
+        for key in self.keys(prefix):
+            target = dest / key[len(prefix) :].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.client.download_file(self.name, key, str(target))
+        return dest
+
+
+def doc_ids() -> set[str]:
+    return {hashlib.sha256(body).hexdigest() for body in DOCS.values()}
+
+
+def make_bucket(
+    endpoint: str, name: str, exports: tuple[str, ...] = ("outputs_delta",)
+) -> Bucket:
+    """A bucket with conf/, prompts/, chains/aws_sample.yaml and docs under incoming/."""
+    bucket = Bucket(name, endpoint)
+    s3 = bucket.client
+    s3.create_bucket(Bucket=name)
+    s3.upload_file(str(ROOT / "conf" / "fmf.yaml"), name, "conf/fmf.yaml")
+    for path in sorted((ROOT / "prompts").iterdir()):
+        s3.upload_file(str(path), name, f"prompts/{path.name}")
+    s3.put_object(
+        Bucket=name, Key="chains/aws_sample.yaml", Body=(CHAIN % {"outputs": [{"export": e} for e in exports]}).encode()
+    )
+    for key, body in DOCS.items():
+        s3.put_object(Bucket=name, Key=f"incoming/{key}", Body=body)
+    return bucket
+
+
+def job_settings(bucket: Bucket, exports: str = "exports/outputs") -> list[str]:
+    """``--set`` values that point a profile's job at ``bucket`` (the docs' connector)."""
+    return [
+        "connectors.docs.type=s3",
+        f"connectors.docs.bucket={bucket.name}",
+        "connectors.docs.prefix=incoming/",
+        f"artefacts.root=s3a://{bucket.name}/artefacts",
+        f"exporters.outputs_delta.path=s3a://{bucket.name}/{exports}",
+        # the simulator stands in for the LLM, started by the job itself
+        "inference.simulator.autostart=true",
+        "inference.simulator.latency_ms=1",
+    ]
+
+
+def s3a_env(endpoint: str) -> dict[str, str]:
+    """Spark conf, through ``FMF__SPARK__CONF__*``, that sends S3A to the moto server."""
+    return {
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.ENDPOINT": endpoint,
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.ENDPOINT.REGION": "us-east-1",
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.PATH.STYLE.ACCESS": "true",
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.CONNECTION.SSL.ENABLED": "false",
+        # boto3 clients of the product (connector, sinks, run.yaml) find moto here
+        "AWS_ENDPOINT_URL": endpoint,
+        # a small heap on a shared test machine (the profiles size it for the platform)
+        "FMF__SPARK__CONF__SPARK.DRIVER.MEMORY": "1g",
+    }
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fmf_spark wheel, built once."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(ROOT)],
+        check=True,
+        timeout=300,
+    )
+    (built,) = dist.glob("fmf_spark-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def jars_dir() -> Path:
+    """The Delta + S3A jars, fetched by the images' build-time script (kept between runs)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmf_spark" / "jars"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fetch_jars.py"), str(cache)],
+        check=True,
+        timeout=900,
+        capture_output=True,
+    )
+    return cache
+
+
+@pytest.fixture
+def job_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> Iterator[Bucket]:
+    name = "fmf-" + request.node.name.lower().replace("_", "-")[:40]
+    yield make_bucket(moto_endpoint, name)

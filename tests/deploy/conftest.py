@@ -105,8 +105,8 @@ def s3a_env(endpoint: str) -> dict[str, str]:
     return {
         "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.ENDPOINT": endpoint,
         "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.ENDPOINT.REGION": "us-east-1",
-        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.PATH.STYLE.ACCESS": "true",
-        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.CONNECTION.SSL.ENABLED": "false",
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.PATH.STYLE.ACCESS": "'true'",
+        "FMF__SPARK__CONF__SPARK.HADOOP.FS.S3A.CONNECTION.SSL.ENABLED": "'false'",
         # boto3 clients of the product (connector, sinks, run.yaml) find moto here
         "AWS_ENDPOINT_URL": endpoint,
         # a small heap on a shared test machine (the profiles size it for the platform)

@@ -15,20 +15,6 @@ import pytest
 
 from tests.deploy.helpers import ROOT
 
-#: the chain every deployment test runs: the sample chain's steps over an S3 connector
-CHAIN = """\
-name: aws_sample
-inputs: {connector: docs, select: "**/*"}
-processing: {chunking: {strategy: markdown, max_tokens: 256, overlap_tokens: 32}}
-steps:
-  - {id: summarize, prompt: summarize_chunk#1, scope: chunk,
-     inputs: {path: "${doc.path}", text: "${chunk.text}"}}
-  - {id: brief, prompt: doc_brief#1, scope: document,
-     inputs: {path: "${doc.path}", summaries: "${steps.summarize.output_json.summary}"}}
-  - {id: digest, prompt: corpus_digest@latest, scope: all,
-     inputs: {briefs: "${all.brief.output_text}"}}
-outputs: %(outputs)s
-"""
 DOCS = {
     "supplier_onboarding.md": (ROOT / "samples" / "docs" / "supplier_onboarding.md").read_bytes(),
     "notes/q3_meeting_notes.txt": (ROOT / "samples" / "docs" / "q3_meeting_notes.txt").read_bytes(),
@@ -68,19 +54,16 @@ def doc_ids() -> set[str]:
     return {hashlib.sha256(body).hexdigest() for body in DOCS.values()}
 
 
-def make_bucket(
-    endpoint: str, name: str, exports: tuple[str, ...] = ("outputs_delta",)
-) -> Bucket:
-    """A bucket with conf/, prompts/, chains/aws_sample.yaml and docs under incoming/."""
+def make_bucket(endpoint: str, name: str) -> Bucket:
+    """A bucket with conf/, prompts/, the AWS chains under chains/ and docs under incoming/."""
     bucket = Bucket(name, endpoint)
     s3 = bucket.client
     s3.create_bucket(Bucket=name)
     s3.upload_file(str(ROOT / "conf" / "fmf.yaml"), name, "conf/fmf.yaml")
     for path in sorted((ROOT / "prompts").iterdir()):
         s3.upload_file(str(path), name, f"prompts/{path.name}")
-    s3.put_object(
-        Bucket=name, Key="chains/aws_sample.yaml", Body=(CHAIN % {"outputs": [{"export": e} for e in exports]}).encode()
-    )
+    for chain in ("aws_sample.yaml", "aws_lambda.yaml"):
+        s3.upload_file(str(ROOT / "chains" / chain), name, f"chains/{chain}")
     for key, body in DOCS.items():
         s3.put_object(Bucket=name, Key=f"incoming/{key}", Body=body)
     return bucket

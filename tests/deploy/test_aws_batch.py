@@ -36,6 +36,7 @@ def batch_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.mark.timeout(2400)
 def test_the_entry_point_runs_a_chain_from_s3_to_s3(
     batch_venv: Path, jars_dir: Path, job_bucket: Bucket, spark, tmp_path: Path
 ) -> None:
@@ -60,6 +61,7 @@ def test_the_entry_point_runs_a_chain_from_s3_to_s3(
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
     )
+    (tmp_path / "fmf.log").write_text(done.stderr)
     assert done.returncode == 0, done.stderr[-4000:]
     # nothing came from Maven at run time: the conf's own jars, no Ivy resolution
     assert ":: resolving dependencies ::" not in done.stderr

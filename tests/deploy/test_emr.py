@@ -71,6 +71,7 @@ def _platform_pythonpath(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.timeout(2400)
 def test_the_package_holds_the_app_and_not_pyspark(emr_package: Path) -> None:
     assert sorted(p.name for p in emr_package.iterdir()) == [
         "fmf_job.py",
@@ -86,6 +87,7 @@ def test_the_package_holds_the_app_and_not_pyspark(emr_package: Path) -> None:
     assert "bin/python" in names and "bin/venv_activate" not in names
 
 
+@pytest.mark.timeout(2400)
 def test_the_step_runs_locally_against_moto(
     emr_package: Path, jars_dir: Path, moto_endpoint: str, spark, tmp_path: Path
 ) -> None:

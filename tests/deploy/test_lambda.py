@@ -90,12 +90,11 @@ def _sandbox(scratch: Path, task: Path, jars: Path, python: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.timeout(2400)
 def test_s3_events_run_the_chain_in_a_read_only_lambda(
     task_root: Path, jars_dir: Path, runtime_python: Path, moto_endpoint: str, tmp_path: Path
 ) -> None:
-    bucket: Bucket = make_bucket(
-        moto_endpoint, "fmf-lambda", exports=("outputs_s3", "outputs_dynamodb")
-    )
+    bucket: Bucket = make_bucket(moto_endpoint, "fmf-lambda")
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
     dynamodb.create_table(
         TableName=TABLE,
@@ -110,16 +109,13 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
 
     env = clean_env(
         {
-            "FMF_CHAIN": bucket.uri("chains/aws_sample.yaml"),
+            "FMF_CHAIN": bucket.uri("chains/aws_lambda.yaml"),
             "PYTHONPATH": "/var/task",
             "HOME": str(readonly_home),
             "TMPDIR": "/tmp",
             "LAMBDA_TASK_ROOT": "/var/task",
             # the function's configuration: the sinks and the documents' connector
-            "FMF__EXPORTERS__OUTPUTS_S3__TYPE": "s3",
             "FMF__EXPORTERS__OUTPUTS_S3__BUCKET": bucket.name,
-            "FMF__EXPORTERS__OUTPUTS_S3__PREFIX": "results/${run_id}",
-            "FMF__EXPORTERS__OUTPUTS_DYNAMODB__TYPE": "dynamodb",
             "FMF__EXPORTERS__OUTPUTS_DYNAMODB__TABLE": TABLE,
             **{
                 "FMF__" + key.split("=", 1)[0].upper().replace(".", "__"): key.split("=", 1)[1]
@@ -164,7 +160,7 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
     assert {i["status"]["S"] for i in items} == {"ok"}
     s3_rows = [
         json.loads(row)
-        for key in bucket.keys("results/")
+        for key in bucket.keys("exports/")
         for row in bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read().splitlines()
     ]
     assert sorted(r["request_id"] for r in s3_rows) == sorted(i["request_id"]["S"] for i in items)

@@ -59,7 +59,7 @@ def hadoop_version(home: Path) -> str:
 def sdk_version(hadoop: str) -> str:
     """The AWS SDK v2 version a Hadoop release was built with (its hadoop-project POM)."""
     url = f"{MAVEN}/org/apache/hadoop/hadoop-project/{hadoop}/hadoop-project-{hadoop}.pom"
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (a fixed https URL)
+    with urllib.request.urlopen(url, timeout=60) as response:
         pom = response.read().decode("utf-8")
     match = re.search(r"<aws-java-sdk-v2\.version>([^<]+)</aws-java-sdk-v2\.version>", pom)
     if match is None:

@@ -23,7 +23,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from fmf_spark._deps import require
-
 from fmf_spark.observability.logging import get_logger
 
 if TYPE_CHECKING:

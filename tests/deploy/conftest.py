@@ -29,7 +29,7 @@ class Bucket:
     endpoint: str
 
     @property
-    def client(self):  # noqa: ANN201 (boto3 client)
+    def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint)
 
     def uri(self, key: str) -> str:

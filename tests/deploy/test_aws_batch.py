@@ -67,13 +67,17 @@ def test_the_entry_point_runs_a_chain_from_s3_to_s3(
     assert ":: resolving dependencies ::" not in done.stderr
 
     (record_key,) = [k for k in bucket.keys("artefacts/") if k.endswith("/run.yaml")]
-    record = yaml.safe_load(bucket.client.get_object(Bucket=bucket.name, Key=record_key)["Body"].read())
+    record = yaml.safe_load(
+        bucket.client.get_object(Bucket=bucket.name, Key=record_key)["Body"].read()
+    )
     assert record["status"] == "succeeded" and record["profile"] == "aws_batch"
     assert record["metrics"]["documents"] == 2
     run_prefix = record_key.removesuffix("run.yaml")
     # the run's own tables are Delta on S3 too
     for table in ("documents", "chunks", "outputs"):
-        assert f"{run_prefix}{table}/_delta_log/00000000000000000000.json" in bucket.keys(run_prefix)
+        assert f"{run_prefix}{table}/_delta_log/00000000000000000000.json" in bucket.keys(
+            run_prefix
+        )
 
     exported = spark.read.format("delta").load(
         str(bucket.download("exports/outputs/", tmp_path / "outputs"))

@@ -142,7 +142,10 @@ def test_the_step_runs_locally_against_moto(
     done = spark_submit(command, env=env, cwd=work, timeout=1500)
     (tmp_path / "spark-submit.log").write_text(done.stderr)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "using the Spark session of the platform (started by spark-submit), master local[2]" in done.stderr
+    assert (
+        "using the Spark session of the platform (started by spark-submit), master local[2]"
+        in done.stderr
+    )
 
     (record_key,) = [k for k in bucket.keys("artefacts/") if k.endswith("/run.yaml")]
     record = yaml.safe_load(s3.get_object(Bucket=bucket.name, Key=record_key)["Body"].read())

@@ -186,25 +186,42 @@ def _config(tmp_path: Path, endpoint: str) -> Path:
             },
         },
         "connectors": {
-            "docs": {"type": "s3", "bucket": BUCKET, "prefix": "incoming/", "region": REGION,
-                     "endpoint_url": endpoint},
-        },  # fmt: skip
+            "docs": {
+                "type": "s3",
+                "bucket": BUCKET,
+                "prefix": "incoming/",
+                "region": REGION,
+                "endpoint_url": endpoint,
+            },
+        },
         "inference": {
             "default_provider": "simulator",
             "providers": {
-                "simulator": {"type": "openai", "model": "sim-gpt-4o-mini",
-                              "api_key": {"secret": "llm_key"}},
-            },  # fmt: skip
+                "simulator": {
+                    "type": "openai",
+                    "model": "sim-gpt-4o-mini",
+                    "api_key": {"secret": "llm_key"},
+                },
+            },
             "simulator": {"autostart": True, "latency_ms": 1},
         },
         "prompts": {"dir": str(ROOT / "prompts")},
         "artefacts": {"root": str(tmp_path / "artefacts")},
         "exporters": {
-            "outputs_s3": {"type": "s3", "bucket": BUCKET, "prefix": "exports/${run_id}",
-                           "region": REGION, "endpoint_url": endpoint},
-            "outputs_dynamodb": {"type": "dynamodb", "table": TABLE, "region": REGION,
-                                 "endpoint_url": endpoint},
-        },  # fmt: skip
+            "outputs_s3": {
+                "type": "s3",
+                "bucket": BUCKET,
+                "prefix": "exports/${run_id}",
+                "region": REGION,
+                "endpoint_url": endpoint,
+            },
+            "outputs_dynamodb": {
+                "type": "dynamodb",
+                "table": TABLE,
+                "region": REGION,
+                "endpoint_url": endpoint,
+            },
+        },
         "observability": {"mlflow": {"enabled": False}},
     }
     path = tmp_path / "fmf.yaml"
@@ -212,7 +229,9 @@ def _config(tmp_path: Path, endpoint: str) -> Path:
     return path
 
 
-def _fmf(args: list[str], keys: Keys, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _fmf(
+    args: list[str], keys: Keys, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = clean_env({**keys.env(), "AWS_EC2_METADATA_DISABLED": "true"})
     env.pop("AWS_SESSION_TOKEN", None)
     env.pop("SPARK_HOME")
@@ -263,7 +282,9 @@ def test_the_job_user_runs_a_chain_from_s3_to_s3_and_dynamodb(
     assert sorted(r["request_id"] for r in rows) == sorted(i["request_id"]["S"] for i in items)
 
 
-def test_another_bucket_is_refused_to_the_s3_connector(as_job_user: Keys, enforcing_moto: str) -> None:
+def test_another_bucket_is_refused_to_the_s3_connector(
+    as_job_user: Keys, enforcing_moto: str
+) -> None:
     from fmf_spark.config.connectors import S3ConnectorConfig
     from fmf_spark.connectors.s3 import S3Connector
     from fmf_spark.errors import ConnectorError
@@ -274,7 +295,9 @@ def test_another_bucket_is_refused_to_the_s3_connector(as_job_user: Keys, enforc
     allowed.precheck()
     assert sorted(i.ref.path for i in allowed.list()) == sorted(DOCS)
 
-    other = S3Connector("other", S3ConnectorConfig(bucket=OTHER_BUCKET, endpoint_url=enforcing_moto))
+    other = S3Connector(
+        "other", S3ConnectorConfig(bucket=OTHER_BUCKET, endpoint_url=enforcing_moto)
+    )
     with pytest.raises(ConnectorError) as refused:
         other.precheck()
     assert refused.value.code == "connector.denied"
@@ -294,7 +317,9 @@ def test_the_s3_sink_is_refused_another_bucket(as_job_user: Keys, enforcing_moto
     from fmf_spark.exporters.s3 import S3Exporter
 
     S3Exporter("ok", S3ExporterConfig(bucket=BUCKET, endpoint_url=enforcing_moto)).precheck()
-    sink = S3Exporter("elsewhere", S3ExporterConfig(bucket=OTHER_BUCKET, endpoint_url=enforcing_moto))
+    sink = S3Exporter(
+        "elsewhere", S3ExporterConfig(bucket=OTHER_BUCKET, endpoint_url=enforcing_moto)
+    )
     with pytest.raises(ExportAuthError) as refused:
         sink.precheck()
     assert refused.value.one_line().startswith(

@@ -121,7 +121,9 @@ def test_no_policy_grants_a_wildcard_action_or_resource() -> None:
 
 
 def test_the_copy_role_trusts_redshift_only() -> None:
-    trust = json.loads((ROOT / "deploy" / "iam" / "trust" / "redshift-copy-role-trust.json").read_text())
+    trust = json.loads(
+        (ROOT / "deploy" / "iam" / "trust" / "redshift-copy-role-trust.json").read_text()
+    )
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Service": "redshift.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"

@@ -157,8 +157,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     objects = s3_objects(event)
     settings, ignored = selection(objects, name, connector)
     for obj in ignored:
-        log.warning("ignored %s: not under connector %s (s3://%s/%s)", obj.uri, name,
-                    connector.bucket, connector.prefix)
+        log.warning(
+            "ignored %s: not under connector %s (s3://%s/%s)",
+            obj.uri,
+            name,
+            connector.bucket,
+            connector.prefix,
+        )
     chosen = [o.uri for o in objects if o not in ignored]
     result: dict[str, Any] = {"objects": chosen, "ignored": [o.uri for o in ignored]}
     if not chosen:

@@ -48,10 +48,11 @@ def task_root(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def runtime_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bare interpreter (an empty venv): only what /var/task holds is importable."""
+    """A bare interpreter (an empty venv), mounted at /var/lang like Lambda's runtime:
+    only what /var/task holds is importable."""
     home = tmp_path_factory.mktemp("runtime") / "python"
     venv.create(home, with_pip=False, symlinks=True)
-    return home / "bin" / "python"
+    return home
 
 
 def _event(bucket: str, key: str) -> dict:
@@ -80,12 +81,13 @@ def _sandbox(scratch: Path, task: Path, jars: Path, python: Path) -> list[str]:
         # /var/task and /opt/fmf do not exist here: read-only mounts over empty tmpfs
         "--tmpfs", "/var",
         "--ro-bind", str(task), "/var/task",
+        "--ro-bind", str(python), "/var/lang",
         "--remount-ro", "/var",
         "--tmpfs", "/opt",
         "--ro-bind", str(jars), "/opt/fmf/jars",
         "--remount-ro", "/opt",
         "--chdir", "/var/task",
-        str(python), "-B",
+        "/var/lang/bin/python", "-B",
         str(ROOT / "tests" / "deploy" / "lambda_invoke.py"),
     ]  # fmt: skip
 

@@ -110,6 +110,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def install(wheel: Path, extras: str, mode: str, dest: Path) -> Path:
+    """``deploy/install.sh``, as the images run it: ``mode`` is ``venv`` or ``target``."""
+    subprocess.run(
+        ["sh", str(ROOT / "deploy" / "install.sh"), str(wheel), extras, mode, str(dest)],
+        check=True,
+        timeout=1200,
+    )
+    return dest
+
+
 @pytest.fixture(scope="session")
 def jars_dir() -> Path:
     """The Delta + S3A jars, fetched by the images' build-time script (kept between runs)."""

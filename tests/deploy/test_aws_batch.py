@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import Bucket, doc_ids, job_settings, s3a_env
-from tests.deploy.helpers import ROOT, clean_env
+from tests.deploy.conftest import Bucket, doc_ids, install, job_settings, s3a_env
+from tests.deploy.helpers import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,7 @@ BATCH_EXTRAS = "spark,processing,ocr,aws,openai"
 
 @pytest.fixture(scope="session")
 def batch_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("batch") / "venv"
-    subprocess.run(
-        ["sh", str(ROOT / "deploy" / "install.sh"), str(wheel), BATCH_EXTRAS, "venv", str(venv)],
-        check=True,
-        timeout=1200,
-    )
-    return venv
+    return install(wheel, BATCH_EXTRAS, "venv", tmp_path_factory.mktemp("batch") / "venv")
 
 
 @pytest.mark.timeout(2400)

@@ -23,7 +23,15 @@ import boto3
 import pytest
 import yaml
 
-from tests.deploy.conftest import DOCS, Bucket, doc_ids, job_settings, make_bucket, s3a_env
+from tests.deploy.conftest import (
+    DOCS,
+    Bucket,
+    doc_ids,
+    install,
+    job_settings,
+    make_bucket,
+    s3a_env,
+)
 from tests.deploy.helpers import ROOT, clean_env
 
 pytestmark = pytest.mark.slow
@@ -35,12 +43,7 @@ TABLE = "fmf-lambda-outputs"
 @pytest.fixture(scope="session")
 def task_root(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the image has in /var/task: the installed packages, conf, prompts, chains."""
-    root = tmp_path_factory.mktemp("lambda") / "task"
-    subprocess.run(
-        ["sh", str(ROOT / "deploy" / "install.sh"), str(wheel), LAMBDA_EXTRAS, "target", str(root)],
-        check=True,
-        timeout=1200,
-    )
+    root = install(wheel, LAMBDA_EXTRAS, "target", tmp_path_factory.mktemp("lambda") / "task")
     for folder in ("conf", "prompts", "chains"):
         shutil.copytree(ROOT / folder, root / folder)
     return root

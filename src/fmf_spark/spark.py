@@ -120,8 +120,9 @@ def platform_launch(environ: Mapping[str, str] | None = None) -> str | None:
 
     Launched means: a SparkContext already runs in this process (a notebook, a job
     that made one), or ``spark-submit`` started this driver (it hands the Python
-    process its running JVM through ``PYSPARK_GATEWAY_PORT``), or the launch arguments
-    (``PYSPARK_SUBMIT_ARGS``) name a master.
+    process its running JVM through ``PYSPARK_GATEWAY_PORT``), or the launch
+    configuration names a master: ``PYSPARK_SUBMIT_ARGS``, or the ``spark-defaults.conf``
+    of ``SPARK_CONF_DIR`` (default ``$SPARK_HOME/conf``), as on a cluster's own nodes.
     """
     env = os.environ if environ is None else environ
     try:
@@ -137,4 +138,17 @@ def platform_launch(environ: Mapping[str, str] | None = None) -> str | None:
     args = env.get("PYSPARK_SUBMIT_ARGS", "").split()
     if any(arg == "--master" or arg.startswith("--master=") for arg in args):
         return "PYSPARK_SUBMIT_ARGS names a master"
+    conf_dir = env.get("SPARK_CONF_DIR") or os.path.join(env.get("SPARK_HOME", ""), "conf")
+    defaults = os.path.join(conf_dir, "spark-defaults.conf")
+    if env.get("SPARK_CONF_DIR", env.get("SPARK_HOME")) and _names_master(defaults):
+        return f"{defaults} sets spark.master"
     return None
+
+
+def _names_master(defaults: str) -> bool:
+    """Whether a ``spark-defaults.conf`` has a ``spark.master`` line."""
+    try:
+        with open(defaults, encoding="utf-8") as handle:
+            return any(line.split(None, 1)[:1] == ["spark.master"] for line in handle)
+    except OSError:
+        return False

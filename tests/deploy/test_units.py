@@ -49,6 +49,20 @@ def test_platform_launch_reads_the_launch(
     assert platform_launch(environ) == reason
 
 
+def test_spark_defaults_with_a_master_is_a_launched_platform(
+    no_context: None, tmp_path: Path
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    assert platform_launch({"SPARK_HOME": str(tmp_path)}) is None  # no defaults file
+    (conf / "spark-defaults.conf").write_text("# spark.master local\nspark.ui.enabled false\n")
+    assert platform_launch({"SPARK_HOME": str(tmp_path)}) is None  # no master in it
+    (conf / "spark-defaults.conf").write_text("spark.master   yarn\n")
+    reason = f"{conf / 'spark-defaults.conf'} sets spark.master"
+    assert platform_launch({"SPARK_HOME": str(tmp_path)}) == reason
+    assert platform_launch({"SPARK_CONF_DIR": str(conf)}) == reason
+
+
 def test_a_running_context_is_a_launched_platform(spark) -> None:
     assert platform_launch({}) == "a SparkContext is running"
 

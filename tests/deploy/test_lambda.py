@@ -133,15 +133,17 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
     env.pop("SPARK_HOME")
     first_key, second_key = (f"incoming/{k}" for k in DOCS)
     events = [json.dumps(_event(bucket.name, k)) for k in (first_key, second_key)]
-    done = subprocess.run(
-        [*_sandbox(scratch, task_root, jars_dir, runtime_python), *events],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    (tmp_path / "lambda.log").write_text(done.stderr)
-    assert done.returncode == 0, done.stderr[-4000:]
+    log = tmp_path / "lambda.log"  # the function's log, readable while it runs
+    with log.open("w") as stderr:
+        done = subprocess.run(
+            [*_sandbox(scratch, task_root, jars_dir, runtime_python), *events],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            timeout=2000,
+        )
+    assert done.returncode == 0, log.read_text()[-4000:]
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("INVOKED ")]
     report = json.loads(line.removeprefix("INVOKED "))
     assert report["results"] == [

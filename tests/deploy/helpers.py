@@ -56,7 +56,7 @@ def spark_submit(
     *,
     env: Mapping[str, str],
     cwd: Path = ROOT,
-    timeout: float = 600,
+    timeout: float = 1500,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``spark-submit`` of the pyspark package with ``args``; output captured."""
     return subprocess.run(

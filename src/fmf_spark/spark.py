@@ -18,11 +18,13 @@ the Spark UI and in event logs.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from fmf_spark._deps import require
+from fmf_spark.errors import ConfigError
 from fmf_spark.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -102,12 +104,39 @@ def get_spark(
     conf = {**LOCAL_DEFAULTS, "spark.sql.shuffle.partitions": str(partitions)}
     conf.update(user_conf)
     conf.update(extra_conf or {})
+    if conf.get("spark.jars"):
+        conf["spark.jars"] = expand_jars(conf["spark.jars"])
     for key, value in conf.items():
         builder = builder.config(key, value)
     if not brings_own_jars(conf):
         builder = require("delta").configure_spark_with_delta_pip(builder)
     session: SparkSession = builder.getOrCreate()
     return session
+
+
+def expand_jars(value: str) -> str:
+    """``spark.jars`` with its globs expanded (``/opt/fmf/jars/*.jar`` -> the jars there).
+
+    spark-submit expands globs for the driver's class path but the SparkContext would
+    try to add the pattern itself as a jar; a pattern that matches nothing is an error
+    here, not a ClassNotFoundException at the first Delta write.
+
+    Raises:
+        ConfigError: a pattern matches no file.
+    """
+    out: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not any(c in item for c in "*?["):
+            out += [item] if item else []
+            continue
+        matches = sorted(glob.glob(item))
+        if not matches:
+            raise ConfigError(
+                f"spark.conf.spark.jars: no file matches {item}",
+                hint="fetch the jars with scripts/fetch_jars.py <folder> (the images do)",
+            )
+        out += matches
+    return ",".join(out)
 
 
 def brings_own_jars(conf: Mapping[str, str]) -> bool:

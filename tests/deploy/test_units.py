@@ -9,6 +9,7 @@ import pytest
 
 from fmf_spark.config.connectors import S3ConnectorConfig
 from fmf_spark.connectors.base import PathFilter
+from fmf_spark.errors import ConfigError
 from fmf_spark.jobs.lambda_handler import (
     S3Object,
     literal_glob,
@@ -16,7 +17,7 @@ from fmf_spark.jobs.lambda_handler import (
     s3_objects,
     selection,
 )
-from fmf_spark.spark import brings_own_jars, platform_launch
+from fmf_spark.spark import brings_own_jars, expand_jars, platform_launch
 
 
 @pytest.fixture
@@ -78,6 +79,15 @@ def test_a_running_context_is_a_launched_platform(spark) -> None:
 )
 def test_own_jars(conf: dict[str, str], own: bool) -> None:
     assert brings_own_jars(conf) is own
+
+
+def test_expand_jars_resolves_globs_and_refuses_an_empty_one(tmp_path: Path) -> None:
+    for name in ("b-1.0.jar", "a-2.0.jar", "notes.txt"):
+        (tmp_path / name).write_text("")
+    given = f"{tmp_path}/*.jar, /opt/other.jar"
+    assert expand_jars(given) == f"{tmp_path}/a-2.0.jar,{tmp_path}/b-1.0.jar,/opt/other.jar"
+    with pytest.raises(ConfigError, match=r"no file matches /nowhere/\*\.jar"):
+        expand_jars("/nowhere/*.jar")
 
 
 def _record(key: str, bucket: str = "b", event: str = "ObjectCreated:Put") -> dict:

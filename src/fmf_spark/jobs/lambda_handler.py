@@ -36,7 +36,7 @@ from urllib.parse import unquote_plus
 
 from fmf_spark.config.connectors import S3ConnectorConfig
 from fmf_spark.errors import ConfigError
-from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.logging import configure_logging, get_logger
 
 log = get_logger(__name__)
 
@@ -137,6 +137,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     from fmf_spark.remote import is_remote, local_copy
 
     prepare_environment()
+    configure_logging()  # the CLI does it too; the handler's own lines come first
     chain_uri = os.environ.get("FMF_CHAIN")
     if not chain_uri:
         raise ConfigError("FMF_CHAIN is not set", hint="set it to the chain file (s3:// or a path)")

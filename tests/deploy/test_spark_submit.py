@@ -72,9 +72,11 @@ def _submit_sample_chain(master: str, work: Path) -> tuple[str, Path]:
         "spark.master=local[1]",
     ]
     done = spark_submit(args, env=clean_env(), cwd=work)
-    (work / "spark-submit.log").write_text(done.stderr, encoding="utf-8")
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stderr, outputs
+    # spark-submit merges the Python driver's stderr (our log) into the JVM's stdout
+    log = done.stdout + done.stderr
+    (work / "spark-submit.log").write_text(log, encoding="utf-8")
+    assert done.returncode == 0, log[-4000:]
+    return log, outputs
 
 
 CLUSTER, LOCAL = "local-cluster[2,1,1024]", "local[2]"

@@ -285,8 +285,7 @@ def test_the_job_user_runs_a_chain_from_s3_to_s3_and_dynamodb(
 def test_another_bucket_is_refused_to_the_s3_connector(
     as_job_user: Keys, enforcing_moto: str
 ) -> None:
-    from fmf_spark.connectors.s3 import S3ConnectorConfig
-    from fmf_spark.connectors.s3 import S3Connector
+    from fmf_spark.connectors.s3 import S3Connector, S3ConnectorConfig
     from fmf_spark.errors import ConnectorError
 
     allowed = S3Connector(
@@ -312,9 +311,8 @@ def test_another_bucket_is_refused_to_the_s3_connector(
 
 
 def test_the_s3_sink_is_refused_another_bucket(as_job_user: Keys, enforcing_moto: str) -> None:
-    from fmf_spark.exporters.s3 import S3ExporterConfig
     from fmf_spark.errors import ExportAuthError
-    from fmf_spark.exporters.s3 import S3Exporter
+    from fmf_spark.exporters.s3 import S3Exporter, S3ExporterConfig
 
     S3Exporter("ok", S3ExporterConfig(bucket=BUCKET, endpoint_url=enforcing_moto)).precheck()
     sink = S3Exporter(

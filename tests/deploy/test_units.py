@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fmf_spark.connectors.s3 import S3ConnectorConfig
 from fmf_spark.connectors.base import PathFilter
+from fmf_spark.connectors.s3 import S3ConnectorConfig
 from fmf_spark.errors import ConfigError
 from fmf_spark.jobs.lambda_handler import (
     S3Object,

@@ -57,6 +57,11 @@ class CliContext:
                 profile=getattr(self.args, "profile", None),
                 overrides=getattr(self.args, "set", None) or (),
             )
+            from fmf_spark.observability.logging import configure_logging
+
+            # the config's log format and level now apply (the environment wins over it)
+            debug = getattr(self.args, "debug", False)
+            configure_logging(level="DEBUG" if debug else None, config=self._config.observability)
         return self._config
 
     def print(self, *parts: Any) -> None:
@@ -121,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fmf_spark.observability.logging import configure_logging
     from fmf_spark.observability.redaction import redact
 
-    configure_logging(level="DEBUG" if args.debug else "INFO")
+    configure_logging(level="DEBUG" if args.debug else None)
     try:
         code = handler(args, CliContext(args))
         return int(code or 0)

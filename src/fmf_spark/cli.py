@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fmf_spark.chains.cli",
     "fmf_spark.inference.cli",
     "fmf_spark.simulator.cli",
+    "fmf_spark.observability.cli",
 )
 
 Handler = Callable[[argparse.Namespace, "CliContext"], int | None]

@@ -33,9 +33,9 @@ import pandas as pd
 from fmf_spark.chains.frames import UPSTREAM_FAILED, step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, effective_config, plan_chain
-from fmf_spark.chains.progress import StageProgress
 from fmf_spark.errors import ChainError, QuotaExhausted
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.progress import StageProgress
 from fmf_spark.observability.run import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
@@ -256,7 +256,8 @@ def run_chain(
         registry: the prompt registry; default ``PromptRegistry(config.prompts.dir)``.
         artefacts_root: overrides ``config.artefacts.root``.
         resolver: secret resolver passed to connectors, inference and exporters.
-        emit: where progress lines go (``None``: only the log).
+        emit: where the stage summary lines go (``None``: only the log). Progress of
+            long stages is shown as :func:`~fmf_spark.observability.progress.configure_progress` says.
 
     Returns:
         The :class:`ChainResult`, with ``run.yaml``'s location.
@@ -270,9 +271,14 @@ def run_chain(
     registry = registry or PromptRegistry(config.prompts.dir)
     plan = plan_chain(chain, config, registry)
     cfg = effective_config(config, chain)
-    ctx = RunContext.start(cfg, chain.path, artefacts_root)
-    ctx.chain_name = chain.name
-    ctx.chain_text = chain.text
+    ctx = RunContext.start(
+        cfg,
+        chain.path,
+        artefacts_root,
+        chain_name=chain.name,
+        chain_text=chain.text,
+        resolve_secret=lambda ref: _secret_value(cfg, resolver, ref),
+    )
     for step in plan.steps:
         ctx.record_prompt(
             PromptUse(
@@ -301,6 +307,12 @@ def run_chain(
     return result
 
 
+def _secret_value(cfg: FmfConfig, resolver: SecretResolver | None, ref: Any) -> str:
+    from fmf_spark.config.secrets import SecretResolver
+
+    return (resolver or SecretResolver(cfg.secrets)).resolve(ref).get_secret_value()
+
+
 def _record_metrics(ctx: RunContext, result: ChainResult) -> None:
     ctx.add_metrics(result.totals())
     ctx.add_metrics({"steps": {s.id: s.metrics() for s in result.steps}})
@@ -323,7 +335,16 @@ def _run(
 
     chain = plan.chain
     cfg = ensure_simulator(cfg)
-    with ctx.stage("process"), StageProgress(spark, "process", emit):
+    for planned in plan.steps:
+        limits = cfg.inference.providers[planned.provider].rate_limit
+        ctx.record_quota(
+            planned.provider,
+            model=planned.model,
+            requests_per_minute=limits.requests_per_minute,
+            tokens_per_minute=limits.tokens_per_minute,
+            window_s=limits.window_s,
+        )
+    with ctx.stage("process"), StageProgress("process", spark=spark):
         process(
             spark, cfg, chain.inputs.connector, chain.inputs.select, ctx.run_dir, resolver=resolver
         )
@@ -344,17 +365,23 @@ def _run(
         table = spark.read.format("delta").load(outputs_path)
         return table.where(F.col("step") == step_id)
 
+    requests_path = join_uri(ctx.run_dir, "requests")  # each call's timings (the report)
     # the request_id cache is shared by every run under the same artefacts root
     cache_path = cache_location(ctx.run_dir.rsplit("/", 1)[0]) if cfg.inference.cache else None
     for step in plan.steps:
         summary = _summary(step)
         result.steps.append(summary)
-        with ctx.stage(f"step.{step.id}"), StageProgress(spark, f"step {step.id}", emit):
+        with ctx.stage(f"step.{step.id}"), StageProgress(f"step {step.id}", spark=spark):
             frame = step_frame(step, documents, chunks, outputs_of)
             calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
             try:
                 answered = infer(
-                    calls, _inference_step(step), cfg, cache_path=cache_path, resolver=resolver
+                    calls,
+                    _inference_step(step),
+                    cfg,
+                    cache_path=cache_path,
+                    resolver=resolver,
+                    requests_path=requests_path,
                 )
             except QuotaExhausted as exc:
                 # keep what was paid for: the partial answers go to the outputs and the
@@ -368,6 +395,7 @@ def _run(
             errors = upstream_error_rows(frame, step)
             _save_step(answered.unionByName(errors), step.id, outputs_path, cache_path)
             ctx.record_output("outputs", outputs_path)
+            ctx.record_output("requests", requests_path)
             summarize_outputs(outputs_of(step.id), summary)
         summary.seconds = round(ctx.timings[f"step.{step.id}"], 3)
         _say(
@@ -379,9 +407,10 @@ def _run(
     for output in chain.outputs:
         from fmf_spark.exporters import export_table
 
+        ctx.export_started(output.export)
         with (
             ctx.stage(f"export.{output.export}"),
-            StageProgress(spark, f"export {output.export}", emit),
+            StageProgress(f"export {output.export}", spark=spark),
         ):
             exported = export_table(
                 spark,

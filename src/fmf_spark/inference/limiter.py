@@ -55,6 +55,7 @@ from typing import Any, Protocol
 from fmf_spark.errors import InferenceError, QuotaExhausted
 from fmf_spark.inference.base import RateLimitInfo
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.progress import count_call
 
 log = get_logger(__name__)
 
@@ -358,6 +359,11 @@ class _BrokerHandler(BaseHTTPRequestHandler):
                 self._reply(200, {"stopped": exc.message})
         elif self.path == "/report":
             rl = body.get("rate_limit")
+            count_call(  # the progress line of the stage (calls/min, ETA)
+                str(body["bucket"]),
+                answered=body.get("actual") is not None,
+                rate_limited=body.get("retry_after") is not None,
+            )
             bucket.report(
                 charged=int(body["charged"]),
                 actual=body.get("actual"),

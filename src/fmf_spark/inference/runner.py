@@ -24,6 +24,12 @@ raises :class:`~fmf_spark.errors.QuotaExhausted`, with the partial outputs attac
 
 Rows served from the cache keep their original values with ``attempts = 0`` (no call in
 this run); :func:`inference_metrics` counts cost and calls for ``attempts > 0`` only.
+
+Each task also reports when each call started, was admitted and ended, and when the
+provider answered 429 (:mod:`fmf_spark.observability.telemetry`); with ``requests_path``
+those timings of this run's calls are appended to a Delta table (the run report's
+request timeline). The same snapshot carries the log format and, when OpenTelemetry is
+on, the trace context, so executor spans join the run's trace.
 """
 
 from __future__ import annotations
@@ -54,7 +60,14 @@ from fmf_spark.inference.limiter import (
 from fmf_spark.inference.providers import ProviderRuntime, provider_config
 from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.progress import current as current_progress
 from fmf_spark.observability.redaction import redact
+from fmf_spark.observability.telemetry import (
+    TIMING_COLUMNS,
+    TIMING_DDL,
+    TaskTelemetry,
+    task_telemetry,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,6 +180,23 @@ RESULT_DDL = (
     "status string, error struct<code:string,message:string,retryable:boolean>"
 )
 
+_TIMING_TYPES = ["timestamp", "timestamp", "timestamp", "int", "array<timestamp>"]
+#: the run's ``requests`` table (``infer(requests_path=...)``): one row per call made
+REQUESTS_COLUMNS = [
+    "request_id",
+    "doc_id",
+    "step",
+    "model",
+    "status",
+    "error_code",
+    "attempts",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    *TIMING_COLUMNS,
+]
+
 LimiterSpec = BrokerSpec | QuotaSpec | None
 
 
@@ -206,6 +236,7 @@ class _Task:
     concurrency: int
     policy: RetryPolicy
     refund_unused_completion: bool = False
+    telemetry: TaskTelemetry = field(default_factory=TaskTelemetry)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -285,13 +316,21 @@ class _Task:
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fmf-infer")
         try:
-            for batch in batches:
-                rows = list(zip(batch["request_id"], batch["messages"], strict=True))
-                results = list(pool.map(lambda r: self.call(client, r[0], r[1]), rows))
-                frame = pd.DataFrame(results, columns=RESULT_COLUMNS)
-                for col in ("prompt_tokens", "completion_tokens", "latency_ms", "attempts"):
-                    frame[col] = frame[col].astype("Int64")
-                yield frame
+            with self.telemetry.task() as observer:
+                for batch in batches:
+                    rows = list(zip(batch["request_id"], batch["messages"], strict=True))
+                    results = list(
+                        pool.map(
+                            lambda r: observer.observe(r[0], lambda: self.call(client, r[0], r[1])),
+                            rows,
+                        )
+                    )
+                    frame = pd.DataFrame(results, columns=RESULT_COLUMNS + TIMING_COLUMNS)
+                    for col in ("prompt_tokens", "completion_tokens", "latency_ms", "attempts"):
+                        frame[col] = frame[col].astype("Int64")
+                    for col in ("started_at", "sent_at", "ended_at"):
+                        frame[col] = pd.to_datetime(frame[col], utc=True)
+                    yield frame
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             client.close()
@@ -359,6 +398,7 @@ def infer(
     *,
     cache_path: str | None = None,
     resolver: SecretResolver | None = None,
+    requests_path: str | None = None,
 ) -> DataFrame:
     """Call the model for every row of ``df``; return one outputs row per input row.
 
@@ -370,6 +410,8 @@ def infer(
         cache_path: a Delta table of earlier outputs: requests that succeeded there are
             not called again. Read only; the caller persists the new outputs.
         resolver: resolves the provider's secrets (default: from ``config.secrets``).
+        requests_path: a Delta table to append one row per call made here: its result
+            and timings (:data:`REQUESTS_COLUMNS`), for the run report.
 
     Returns:
         A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
@@ -420,6 +462,13 @@ def infer(
         concurrency=concurrency,
         policy=RetryPolicy.from_config(cfg.retry),
         refund_unused_completion=bool(quota and quota.refund_unused_completion),
+        telemetry=task_telemetry(
+            step=step.step,
+            provider=runtime.name,
+            model=model,
+            prompt=f"{step.prompt_id}#{step.prompt_version}",
+            prompt_hash=step.prompt_hash,
+        ),
     )
     log.info(
         "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",
@@ -430,10 +479,21 @@ def infer(
         concurrency,
         task.limiter,
     )
+    progress = current_progress()
+    if progress is not None and progress.active:
+        # one extra count, only when someone watches: the total of the progress line
+        rpm = quota.requests_per_minute if quota else None
+        progress.watch(f"{runtime.name}:{model}", todo.count(), rpm)
     started = time.monotonic()
-    results = todo.repartition(tasks).mapInPandas(task, RESULT_DDL)
+    results = todo.repartition(tasks).mapInPandas(task, f"{RESULT_DDL}, {TIMING_DDL}")
     if cached is not None:
-        results = results.unionByName(cached.withColumn("attempts", F.lit(0)))
+        no_timings = [
+            F.lit(None).cast(dtype).alias(name)
+            for name, dtype in zip(TIMING_COLUMNS, _TIMING_TYPES, strict=True)
+        ]
+        results = results.unionByName(
+            cached.withColumn("attempts", F.lit(0)).select("*", *no_timings)
+        )
 
     joined = keyed.join(results, "request_id", "left")
     missing = F.col("status").isNull()
@@ -464,11 +524,21 @@ def infer(
         )
         .otherwise(F.col("error"))
         .alias("error"),
+        *TIMING_COLUMNS,
     )
     # Materialise once: the calls happen here, and later actions (or a rewrite of the
     # cache table) never change or recompute the answers.
-    out = out.localCheckpoint(eager=True)
+    timed = out.localCheckpoint(eager=True)
+    out = timed.drop(*TIMING_COLUMNS)
     log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    if requests_path is not None:
+        # one row per call made in this run: duplicates of a request share its call
+        made = timed.where(F.col("attempts") > 0).dropDuplicates(["request_id"])
+        columns = [
+            F.col("error.code").alias(c) if c == "error_code" else F.col(c)
+            for c in REQUESTS_COLUMNS
+        ]
+        made.select(*columns).write.format("delta").mode("append").save(requests_path)
     exhausted = (
         out.where(F.col("error.code") == QuotaExhausted.code)
         .orderBy(F.col("attempts").desc())  # the provider's own message, not "not called"

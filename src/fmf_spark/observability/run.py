@@ -421,6 +421,9 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._run, name="fmf-heartbeat", daemon=True)
 
     def beat(self) -> None:
+        folder = local_path(self.uri.rsplit("/", 1)[0])
+        if folder is not None and not folder.is_dir():
+            return  # the run folder is gone (deleted by hand): do not make it again
         try:
             write_text(self.uri, datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
         except Exception as exc:  # a missed beat only makes the run look older

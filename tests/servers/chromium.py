@@ -87,13 +87,7 @@ class Browser:
         )
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=self.width,
-            height=self.height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self._viewport(self.height)
         return self
 
     def __exit__(
@@ -112,6 +106,15 @@ class Browser:
                 self._proc.kill()
                 self._proc.wait()
         self._profile.cleanup()
+
+    def _viewport(self, height: int) -> None:
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def _event(self, message: dict[str, Any]) -> None:
         method, params = message.get("method"), message.get("params") or {}
@@ -173,23 +176,11 @@ class Browser:
     def screenshot(self, path: Path) -> None:
         """Save the whole page (not just the window) as PNG."""
         height = int(self.evaluate("document.documentElement.scrollHeight"))
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=self.width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self._viewport(height)
         time.sleep(0.5)  # plotly re-lays out on resize
         shot = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=self.width,
-            height=self.height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self._viewport(self.height)
 
 
 def main(argv: list[str]) -> int:

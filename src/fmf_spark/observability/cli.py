@@ -173,7 +173,9 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
             ctx.print(f"prompt {p.get('step')}: {p.get('id')}#{p.get('version')} {p.get('hash')}")
     for export in record.get("exports") or []:
         if isinstance(export, dict):
-            counts = ", ".join(f"{k}={v}" for k, v in export.items() if k != "sink")
+            counts = ", ".join(
+                f"{k}={v}" for k, v in export.items() if k != "sink" and v is not None
+            )
             ctx.print(f"export {export.get('sink')}: {counts}")
     for sink in run.pending_exports:
         ctx.print(f"export {sink}: NOT FINISHED (rerun `fmf export --sink {sink}`)")

@@ -237,8 +237,8 @@ class StageProgress:
             window = min(elapsed, _RATE_WINDOW_S)
             out.calls_per_min = recent * 60.0 / window if window >= 1.0 else None
             out.quota_rpm = self._quota_rpm
-            if out.total is not None and out.calls_per_min:
-                out.eta_s = max(0, out.total - out.done) * 60.0 / out.calls_per_min
+            if out.total is not None and out.calls_per_min and out.done < out.total:
+                out.eta_s = (out.total - out.done) * 60.0 / out.calls_per_min
         if self._tracker is not None:
             tasks = self._tracker()
             if tasks is not None:

@@ -378,7 +378,10 @@ def _steps_section(record: dict[str, Any]) -> str:
         go.Bar(name="tokens out", x=names, y=[r["completion_tokens"] or 0 for r in rows]), 1, 2
     )
     fig.add_trace(go.Bar(name="cost", x=names, y=[r["cost_usd"] or 0 for r in rows]), 1, 3)
-    parts = [table, _figure_html(_layout(fig, "Per step", 380), "chart-steps")]
+    _layout(fig, "Per step", 400)
+    # below the plots: above them it would cover the subplot titles
+    fig.update_layout(legend={"y": -0.12, "yanchor": "top", "x": 0.0, "xanchor": "left"})
+    parts = [table, _figure_html(fig, "chart-steps")]
     codes = sorted({c for r in rows for c in r["failures_by_code"]})
     if codes:
         failures = go.Figure(

@@ -8,6 +8,9 @@ a failed row has ``status='error'`` and an ``error`` struct (``code``, ``message
 - **documents** (processing): files + ``doc_id`` (sha256 of content), type, markdown text.
 - **chunks**: pieces of a document's text with offsets and real token counts.
 - **outputs** (chains/inference): one row per model call, keyed by ``request_id``.
+- **requests** (inference, ``artefacts/<run_id>/requests``): one row per call made in the
+  run, with when it started, was admitted and sent, ended, and got 429s (the run report's
+  request timeline).
 
 Requires pyspark (imported by the Spark code paths only, never by ``fmf --help``).
 """
@@ -15,6 +18,7 @@ Requires pyspark (imported by the Spark code paths only, never by ``fmf --help``
 from __future__ import annotations
 
 from pyspark.sql.types import (
+    ArrayType,
     BinaryType,
     BooleanType,
     DoubleType,
@@ -109,6 +113,29 @@ OUTPUTS_SCHEMA = StructType(
     ]
 )
 
+REQUESTS_SCHEMA = StructType(
+    [
+        StructField("request_id", StringType(), False),
+        StructField("doc_id", StringType(), True),
+        StructField("step", StringType(), False),
+        StructField("model", StringType(), True),
+        StructField("status", StringType(), False),
+        StructField("error_code", StringType(), True),
+        StructField("attempts", IntegerType(), True),
+        StructField("latency_ms", LongType(), True),
+        StructField("prompt_tokens", LongType(), True),
+        StructField("completion_tokens", LongType(), True),
+        StructField("cost_usd", DoubleType(), True),
+        # first attempt started (before the limiter's wait)
+        StructField("started_at", TimestampType(), True),
+        # the answered attempt was admitted by the limiter and sent
+        StructField("sent_at", TimestampType(), True),
+        StructField("ended_at", TimestampType(), True),
+        StructField("rate_limited", IntegerType(), True),
+        StructField("rate_limited_at", ArrayType(TimestampType(), True), True),
+    ]
+)
+
 __all__ = [
     "CHUNKS_SCHEMA",
     "DOCUMENTS_SCHEMA",
@@ -116,6 +143,7 @@ __all__ = [
     "FILES_SCHEMA",
     "METADATA_MAP",
     "OUTPUTS_SCHEMA",
+    "REQUESTS_SCHEMA",
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_SKIPPED",

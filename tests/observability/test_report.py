@@ -151,3 +151,32 @@ def test_a_run_without_timings_still_reports(spark, tmp_path: Path) -> None:
     assert "Failed: RuntimeError: connector unreachable" in texts[0]
     assert "this run recorded no request timings" in texts[2]
     assert "this run has no outputs table" in texts[4]
+
+
+def test_requests_table_has_one_row_per_call(spark, sample_run: SampleRun) -> None:
+    """The report's source: one row per call, agreeing with the outputs table."""
+    from pyspark.sql import functions as F
+    from pyspark.testing import assertDataFrameEqual
+
+    from fmf_spark.schemas import REQUESTS_SCHEMA
+
+    run_dir = sample_run.result.run_dir
+    requests = spark.read.format("delta").load(f"{run_dir}/requests")
+    assert [(f.name, f.dataType) for f in requests.schema] == [
+        (f.name, f.dataType) for f in REQUESTS_SCHEMA
+    ]
+    outputs = spark.read.format("delta").load(f"{run_dir}/outputs")
+    columns = ["request_id", "step", "status", "attempts", "latency_ms", "cost_usd"]
+    called = outputs.where("attempts > 0").dropDuplicates(["request_id"])
+    assertDataFrameEqual(requests.select(*columns), called.select(*columns))
+    # every call has its timings in order; the 429s are on the calls that got them
+    timings = requests.select(
+        F.min(F.col("sent_at") >= F.col("started_at")).alias("sent_after_start"),
+        F.min(F.col("ended_at") >= F.col("sent_at")).alias("ended_after_sent"),
+        F.sum("rate_limited").alias("refused"),
+        F.sum(F.size("rate_limited_at")).alias("refused_times"),
+    ).first()
+    stats = sample_run.simulator_stats
+    refused = sum(int(stats.get(k) or 0) for k in ("rejected_429", "storm_429", "fault_rate_limit"))
+    assert (timings["sent_after_start"], timings["ended_after_sent"]) == (True, True)
+    assert timings["refused"] == timings["refused_times"] == refused

@@ -181,21 +181,6 @@ RESULT_DDL = (
 )
 
 _TIMING_TYPES = ["timestamp", "timestamp", "timestamp", "int", "array<timestamp>"]
-#: the run's ``requests`` table (``infer(requests_path=...)``): one row per call made
-REQUESTS_COLUMNS = [
-    "request_id",
-    "doc_id",
-    "step",
-    "model",
-    "status",
-    "error_code",
-    "attempts",
-    "latency_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    *TIMING_COLUMNS,
-]
 
 LimiterSpec = BrokerSpec | QuotaSpec | None
 
@@ -411,7 +396,7 @@ def infer(
             not called again. Read only; the caller persists the new outputs.
         resolver: resolves the provider's secrets (default: from ``config.secrets``).
         requests_path: a Delta table to append one row per call made here: its result
-            and timings (:data:`REQUESTS_COLUMNS`), for the run report.
+            and timings (:data:`~fmf_spark.schemas.REQUESTS_SCHEMA`), for the run report.
 
     Returns:
         A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
@@ -534,9 +519,13 @@ def infer(
     if requests_path is not None:
         # one row per call made in this run: duplicates of a request share its call
         made = timed.where(F.col("attempts") > 0).dropDuplicates(["request_id"])
+        from fmf_spark.schemas import REQUESTS_SCHEMA
+
         columns = [
-            F.col("error.code").alias(c) if c == "error_code" else F.col(c)
-            for c in REQUESTS_COLUMNS
+            (F.col("error.code") if f.name == "error_code" else F.col(f.name))
+            .cast(f.dataType)
+            .alias(f.name)
+            for f in REQUESTS_SCHEMA
         ]
         made.select(*columns).write.format("delta").mode("append").save(requests_path)
     exhausted = (

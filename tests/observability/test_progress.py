@@ -108,6 +108,8 @@ def test_no_spark_context_means_no_task_counts(spark) -> None:
     assert tracker is not None and tracker() is None  # nothing running now
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # may make the session's sample run (a chain run)
 def test_the_sample_run_showed_its_progress(sample_run: SampleRun) -> None:
     lines = sample_run.progress.splitlines()
     steps = {s.id: s for s in sample_run.result.steps}

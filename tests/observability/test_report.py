@@ -19,6 +19,7 @@ from tests.servers.chromium import CHROMIUM, PLOTS_DRAWN, Browser
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(1800),  # the first test may make the session's sample run
     pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh test)"),
 ]
 

@@ -29,12 +29,16 @@ fi
 "$venv/bin/python" -m pip install --quiet --no-deps -e .
 "$venv/bin/python" -m pip check
 
-# System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path.
+# System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path,
+# Chromium (headless) for the test that opens `fmf report`'s HTML in a real browser.
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr tesseract-ocr-eng)
 if [ "$extra" = "test" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
+fi
+if [ "$extra" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+  need+=(chromium fonts-dejavu-core)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

@@ -2,6 +2,7 @@
 
     python benchmarks/inference.py                    # 1,800 requests at 600 RPM / 100k TPM
     python benchmarks/inference.py --requests 600     # shorter, for a busy machine
+    python benchmarks/inference.py --otel --skip-baseline   # ours with OpenTelemetry off/on/off
 
 Against the simulator (600 RPM / 100k TPM enforced over 10 s windows, 200 ms mean
 log-normal latency), ``local[2]`` Spark, 2 tasks calling at once:
@@ -21,11 +22,17 @@ Figures, all from the simulator's own counters (nothing is timed in our code):
 - rows lost (no answer at the end of the job).
 
 Targets for ours: goodput >= 97 % of quota, 429s <= 1 %, 0 rows lost.
+
+With ``--otel``, ours runs three times in the same process: OpenTelemetry off, on
+(every call a span, metrics, exported to a local OTLP/HTTP receiver), off again; the
+two "off" runs bracket the "on" one, so a drift of the machine shows as a difference
+between them rather than as a cost of tracing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -162,6 +169,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="baseline: threads per task")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--otel", action="store_true", help="ours with OpenTelemetry off, on, off (same run)"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -218,16 +228,25 @@ def main() -> int:
         flush=True,
     )
 
-    wait_for_fresh_window(args.window_s)
-    sim.reset()
-    started = time.monotonic()
     step = InferenceStep("bench", "sim", "bench", "1", "h", max_tokens=args.max_tokens)
-    out = infer(df, step, cfg)
-    answered = out.where("status = 'ok'").count()
-    ours = figures(sim.stats(), args.requests, answered, args)
-    ours["wall_s"] = time.monotonic() - started
-    results["ours"] = ours
-    print(f"ours done in {ours['wall_s']:.0f} s", flush=True)
+
+    def run_ours(name: str, traced: bool = False) -> dict[str, Any]:
+        wait_for_fresh_window(args.window_s)
+        sim.reset()
+        started = time.monotonic()
+        with otel_on(cfg) if traced else contextlib.nullcontext():
+            out = infer(df, step, cfg)
+            answered = out.where("status = 'ok'").count()
+        figs = figures(sim.stats(), args.requests, answered, args)
+        figs["wall_s"] = time.monotonic() - started
+        results[name] = figs
+        print(f"{name} done in {figs['wall_s']:.0f} s", flush=True)
+        return figs
+
+    ours = run_ours("ours")
+    if args.otel:
+        run_ours("ours+otel", traced=True)
+        run_ours("ours again")
 
     if not args.skip_baseline:
         wait_for_fresh_window(args.window_s)
@@ -251,6 +270,32 @@ def main() -> int:
     return 0
 
 
+@contextlib.contextmanager
+def otel_on(cfg: Any) -> Iterator[None]:
+    """OpenTelemetry on for the block: a run trace exporting to a local OTLP receiver."""
+    sys.path.insert(0, ROOT)
+    from tests.servers.otlp import otlp_receiver
+
+    from fmf_spark.observability.otel import RunTrace
+    from fmf_spark.observability.telemetry import activate_trace, otel_settings
+
+    with otlp_receiver() as receiver:
+        otel = cfg.observability.otel.model_copy(
+            update={"enabled": True, "endpoint": receiver.url, "model_call_sample_ratio": 1.0}
+        )
+        trace = RunTrace(otel_settings(otel), {"fmf.run_id": "benchmark"})
+        activate_trace(trace)
+        try:
+            with trace.span("fmf.step", {"fmf.step": "bench"}):
+                yield
+        finally:
+            activate_trace(None)
+            trace.end("succeeded")
+        spans = receiver.spans()
+        calls = sum(1 for s in spans if s["name"] == "fmf.model_call")
+        print(f"otel: {len(spans)} spans received ({calls} model calls)", flush=True)
+
+
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     lines = [
         ("goodput, % of binding quota", "goodput_pct", "{:.1f}"),
@@ -265,13 +310,14 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         ("wall time, s", "wall_s", "{:.1f}"),
     ]
     names = list(results)
+    both = "ours" in results and "baseline" in results
     header = f"{'':34}" + "".join(f"{n:>12}" for n in names)
-    if len(names) == 2:
+    if both:
         header += f"{'ours/base':>12}"
     print(header)
     for label, key, fmt in lines:
         row = f"{label:34}" + "".join(f"{fmt.format(results[n][key]):>12}" for n in names)
-        if len(names) == 2 and isinstance(results["ours"][key], int | float):
+        if both and isinstance(results["ours"][key], int | float):
             base = results["baseline"][key]
             ratio = "-" if not base else f"{results['ours'][key] / base:.2f}x"
             row += f"{ratio:>12}"

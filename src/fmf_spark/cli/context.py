@@ -27,6 +27,11 @@ class CliContext:
                 profile=getattr(self.args, "profile", None),
                 overrides=getattr(self.args, "set", None) or (),
             )
+            from fmf_spark.observability.logging import configure_logging
+
+            # the config's log format and level now apply (the environment wins over it)
+            debug = getattr(self.args, "debug", False)
+            configure_logging(level="DEBUG" if debug else None, config=self._config.observability)
         return self._config
 
     def print(self, *parts: Any) -> None:

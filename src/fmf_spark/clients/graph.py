@@ -5,7 +5,7 @@ sink (writes a workbook). Plain Graph REST over ``requests``: every URL comes fr
 caller's config (``graph_url``, ``authority_url``), so the same code runs against
 sovereign clouds and the local Graph-compatible test server. (office365-rest-python-client
 cannot be pointed there: its Graph root comes from a fixed table of Microsoft clouds and
-MSAL refuses a non-https authority; see docs/architecture-structure.md.)
+MSAL refuses a non-https authority; see docs/architecture.md.)
 
 - **Auth**: the OAuth2 client-credentials flow of the Microsoft identity platform, with
   a client secret or a certificate (an RS256 ``client_assertion`` JWT signed with the

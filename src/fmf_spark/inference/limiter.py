@@ -30,10 +30,14 @@ when both have passed. Without burst, any window of ``W`` seconds admits at most
 the provider within quota, wherever the provider's window boundaries fall. Rates aim at
 ``quota * (1 - headroom)`` (2 % by default): close to the quota, not at 429s.
 
-Tokens are charged the way Azure OpenAI charges them: prompt tokens plus ``max_tokens``
-at admission; the report corrects the estimate with the prompt tokens the provider
-reported, and for Bedrock (which gives back unused ``max_tokens``) with the completion
-tokens too. A 429 blocks the whole bucket until its ``Retry-After`` has passed; a
+Tokens are estimated the way Azure OpenAI documents its charge: prompt tokens plus
+``max_tokens`` at admission; the report corrects the estimate with the prompt tokens the
+provider reported, and for Bedrock (which gives back unused ``max_tokens``) with the
+completion tokens too. What the provider really charges, and which share of the quota
+someone else on the same deployment uses, is learned from its answers by the bucket's
+:class:`~fmf_spark.inference.calibration.Calibration` (the ``x-ratelimit-remaining-*``
+headers, and 429s): the bucket charges ``calibration.charge(estimate)`` and paces at
+``calibration.request_share()`` / ``token_share()`` of the configured quota. A 429 blocks the whole bucket until its ``Retry-After`` has passed; a
 response whose ``x-ratelimit-remaining-*`` headers say the provider's window is spent
 (another consumer shares the quota, say) blocks it until the reset the headers give.
 A non-retryable quota exhaustion stops the bucket: every later reservation fails fast
@@ -54,6 +58,7 @@ from typing import Any, Protocol
 
 from fmf_spark.errors import InferenceError, QuotaExhausted
 from fmf_spark.inference.base import RateLimitInfo
+from fmf_spark.inference.calibration import Calibration
 from fmf_spark.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -69,6 +74,7 @@ class QuotaSpec:
         window_s: the provider's enforcement window in seconds.
         headroom: share of the quota left unused.
         refund_unused_completion: the provider gives back unused ``max_tokens`` (Bedrock).
+        parts: limiters the deployment's quota is split over (``static`` mode).
     """
 
     requests_per_minute: float | None
@@ -76,6 +82,7 @@ class QuotaSpec:
     window_s: float = 10.0
     headroom: float = 0.02
     refund_unused_completion: bool = False
+    parts: int = 1
 
     def divided(self, parts: int) -> QuotaSpec:
         """This quota split evenly over ``parts`` independent limiters."""
@@ -86,6 +93,7 @@ class QuotaSpec:
             self.window_s,
             self.headroom,
             self.refund_unused_completion,
+            self.parts * parts,
         )
 
 
@@ -109,12 +117,16 @@ class QuotaBucket:
         self._blocked_until = 0.0
         self._max_charge = 1
         self.stopped: str | None = None
+        # calibration hook: learns the provider's real charge and our share of its quota
+        self.calibration = Calibration(
+            spec.requests_per_minute, spec.tokens_per_minute, spec.window_s, parts=spec.parts
+        )
 
     def _request_rate(self) -> float | None:
         rpm = self.spec.requests_per_minute
         if rpm is None:
             return None
-        per_s = rpm / 60.0
+        per_s = rpm / 60.0 * self.calibration.request_share()
         per_window = per_s * self.spec.window_s
         return max(
             min(per_s * (1 - self.spec.headroom), (per_window - 1) / self.spec.window_s),
@@ -125,9 +137,9 @@ class QuotaBucket:
         tpm = self.spec.tokens_per_minute
         if tpm is None:
             return None
-        per_s = tpm / 60.0
+        per_s = tpm / 60.0 * self.calibration.token_share()
         per_window = per_s * self.spec.window_s
-        by_window = (per_window - self._max_charge) / self.spec.window_s
+        by_window = (per_window - self.calibration.charge(self._max_charge)) / self.spec.window_s
         return max(min(per_s * (1 - self.spec.headroom), by_window), per_s * 0.05)
 
     def reserve(self, tokens: int) -> float:
@@ -146,8 +158,17 @@ class QuotaBucket:
             if r_rate is not None:
                 self._tat_requests = start + 1.0 / r_rate
             if t_rate is not None:
-                self._tat_tokens = start + tokens / t_rate
+                self._tat_tokens = start + self.calibration.charge(tokens) / t_rate
             return start - now
+
+    def blocked_for(self) -> float:
+        """Seconds until a block set by a 429 or spent headers ends (0: not blocked).
+
+        A slot granted before the block but due inside it would meet a refusal: the
+        limiters check this after sleeping and book a new slot instead.
+        """
+        with self._lock:
+            return max(0.0, self._blocked_until - self._clock())
 
     def report(
         self,
@@ -173,21 +194,30 @@ class QuotaBucket:
             now = self._clock()
             if quota_exhausted is not None and self.stopped is None:
                 self.stopped = quota_exhausted
+            # calibration hook: the rates and charges below already use what it learned
+            self.calibration.observe(
+                now,
+                sent_at=now - age_s,
+                estimate=float(charged if actual is None else actual),
+                rate_limit=rate_limit,
+                rejected=retry_after is not None,
+            )
+            scaled = self.calibration.charge
             t_rate = self._token_rate()
             if retry_after is not None:
                 # rejected: the provider did not charge it, and nobody should send before the reset
                 self._blocked_until = max(self._blocked_until, now + retry_after)
                 if t_rate is not None:
-                    self._tat_tokens -= charged / t_rate
+                    self._tat_tokens -= scaled(charged) / t_rate
                 return
             if actual is not None and t_rate is not None and actual != charged:
-                self._tat_tokens = max(self._tat_tokens + (actual - charged) / t_rate, now)
+                self._tat_tokens = max(self._tat_tokens + scaled(actual - charged) / t_rate, now)
             if rate_limit is not None:
                 spent = (
                     rate_limit.remaining_requests is not None and rate_limit.remaining_requests < 1
                 ) or (
                     rate_limit.remaining_tokens is not None
-                    and rate_limit.remaining_tokens < self._max_charge
+                    and rate_limit.remaining_tokens < scaled(self._max_charge)
                 )
                 reset = max(rate_limit.reset_requests_s or 0.0, rate_limit.reset_tokens_s or 0.0)
                 if spent and reset > age_s:
@@ -218,10 +248,12 @@ class LocalLimiter:
         self._sleep = sleep
 
     def acquire(self, tokens: int) -> Lease:
-        delay = self.bucket.reserve(tokens)
-        if delay > 0:
-            self._sleep(delay)
-        return Lease(tokens, time.monotonic())
+        while True:
+            delay = self.bucket.reserve(tokens)
+            if delay > 0:
+                self._sleep(delay)
+            if not self.bucket.blocked_for():  # else a 429 came while we slept: book again
+                return Lease(tokens, time.monotonic())
 
     def report(
         self,
@@ -353,7 +385,8 @@ class _BrokerHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/reserve":
             try:
-                self._reply(200, {"delay_s": bucket.reserve(int(body["tokens"]))})
+                delay = bucket.reserve(int(body["tokens"]))
+                self._reply(200, {"delay_s": delay, "blocked_s": bucket.blocked_for()})
             except QuotaExhausted as exc:
                 self._reply(200, {"stopped": exc.message})
         elif self.path == "/report":
@@ -366,7 +399,7 @@ class _BrokerHandler(BaseHTTPRequestHandler):
                 age_s=float(body.get("age_s", 0.0)),
                 quota_exhausted=body.get("quota_exhausted"),
             )
-            self._reply(200, {})
+            self._reply(200, {"blocked_s": bucket.blocked_for()})
         else:
             self._reply(404, {"error": "no route"})
 
@@ -391,6 +424,8 @@ class BrokerLimiter:
         self.spec = spec
         self._sleep = sleep
         self._local = threading.local()
+        #: the bucket's block as last heard by any thread of this task (monotonic time)
+        self._blocked_until = 0.0
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         body = {**body, "bucket": self.spec.bucket}
@@ -410,6 +445,7 @@ class BrokerLimiter:
                     raise InferenceError(
                         f"quota broker answered {response.status}: {payload.get('error')}"
                     )
+                self._heard_block(float(payload.get("blocked_s") or 0.0))
                 return dict(payload)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 last = exc
@@ -421,14 +457,21 @@ class BrokerLimiter:
             hint="executors must reach spark.driver.host; else set inference.limiter: static",
         )
 
+    def _heard_block(self, blocked_s: float) -> None:
+        if blocked_s > 0:
+            self._blocked_until = max(self._blocked_until, time.monotonic() + blocked_s)
+
     def acquire(self, tokens: int) -> Lease:
-        answer = self._post("/reserve", {"tokens": int(tokens)})
-        if "stopped" in answer:
-            raise QuotaExhausted(str(answer["stopped"]))
-        delay = float(answer.get("delay_s", 0.0))
-        if delay > 0:
-            self._sleep(delay)
-        return Lease(int(tokens), time.monotonic())
+        while True:
+            answer = self._post("/reserve", {"tokens": int(tokens)})
+            if "stopped" in answer:
+                raise QuotaExhausted(str(answer["stopped"]))
+            delay = float(answer.get("delay_s", 0.0))
+            if delay > 0:
+                self._sleep(delay)
+            # a 429 heard by this task while we slept: the slot would be refused, book again
+            if time.monotonic() >= self._blocked_until:
+                return Lease(int(tokens), time.monotonic())
 
     def report(
         self,
@@ -439,6 +482,8 @@ class BrokerLimiter:
         rate_limit: RateLimitInfo | None = None,
         quota_exhausted: str | None = None,
     ) -> None:
+        if retry_after is not None:
+            self._heard_block(retry_after)
         self._post(
             "/report",
             {

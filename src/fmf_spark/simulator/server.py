@@ -11,9 +11,10 @@ Routes:
 The quota rules are in :class:`~fmf_spark.simulator.settings.SimulatorSettings`. The
 stats count every request that arrived, every 429 (by cause), every fault, the tokens
 charged, and ``repeat_success``: requests whose exact body had already been answered
-successfully (a client that calls twice for the same row shows up here). Requests that
-name a ``user`` (the OpenAI request field) are also counted per user under ``by_user``,
-so a benchmark can tell a co-tenant's traffic on the same deployment from its own.
+successfully (a client that calls twice for the same row shows up here). Requests are
+also counted per ``user`` (the OpenAI request field; ``""`` for requests that name
+none) under ``by_user``, so a benchmark can tell a co-tenant on the same deployment
+from its own traffic.
 """
 
 from __future__ import annotations
@@ -139,27 +140,26 @@ class _Stats:
     by_user: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, name: str, n: int = 1, user: str | None = None) -> None:
+        """Add to a counter, and to the user's when ``user`` is given (``""``: unnamed)."""
         with self.lock:
             self.counters[name] = self.counters.get(name, 0) + n
             if user is not None:
                 mine = self.by_user.setdefault(user, {})
                 mine[name] = mine.get(name, 0) + n
 
-    def arrived(self, ts: float, user: str | None) -> None:
+    def arrived(self, ts: float, user: str) -> None:
         """Count one arrival (``requests``) and keep the first arrival's time."""
         self.add("requests", user=user)
         with self.lock:
             if self.first_ts is None:
                 self.first_ts = ts
-            if user is not None:
-                self.by_user[user].setdefault("first_ts", ts)
+            self.by_user[user].setdefault("first_ts", ts)
 
-    def answered(self, ts: float, user: str | None) -> None:
+    def answered(self, ts: float, user: str) -> None:
         """Move the last answer's time on."""
         with self.lock:
             self.last_ts = ts
-            if user is not None:
-                self.by_user.setdefault(user, {})["last_ts"] = ts
+            self.by_user[user]["last_ts"] = ts
 
 
 class _Reply(Exception):
@@ -278,7 +278,7 @@ class SimulatorServer:
         ``tokens_charged``, ``prompt_tokens``, ``completion_tokens``, ``repeat_success``,
         ``max_requests_per_window``, ``max_tokens_per_window``, ``window_limits``,
         ``first_ts``/``last_ts`` (first arrival, last answer, epoch seconds), and
-        ``by_user``: for each ``user`` named by requests, its ``requests``, ``accepted``,
+        ``by_user``: for each ``user`` of the requests (``""``: none named), its ``requests``, ``accepted``,
         ``ok``, ``rejected_429``, ``storm_429``, ``fault_rate_limit``, ``tokens_charged``,
         ``first_ts`` and ``last_ts``.
         """
@@ -354,7 +354,7 @@ class SimulatorServer:
     def handle(self, req: _Request, auth_ok: bool) -> tuple[int, Any, dict[str, str], bool]:
         """Process one chat request; return (status, body, headers, stream)."""
         now = self.clock()
-        st, user = self._stats, req.user
+        st, user = self._stats, req.user or ""
         st.arrived(now, user)
         if not auth_ok:
             st.add("fault_auth")

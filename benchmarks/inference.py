@@ -28,13 +28,20 @@ requests of the run itself (the co-tenant's are counted apart, by their ``user``
 
 - quota use = answered requests (tokens charged) / (quota x active span), where the
   span runs from the run's first request at the simulator to its last answer; the
-  binding quota is whichever of RPM and TPM the run used the larger share of;
-- with a co-tenant, share of the remaining quota used = our use / (quota - the
-  co-tenant's use over its own span), and the co-tenant's own 429 share;
+  binding quota is whichever of RPM and TPM the run used the larger share of. A client
+  that bursts at each window's start (the baseline) can show more than 100 %: the
+  provider's windows are fixed, so the span cuts its first and last windows short;
+- the same in full windows: the mean, over the windows between the run's first and
+  last, of the share of the binding window quota the run was admitted (never above
+  100 %, and blind to ramp-up and tail);
+- with a co-tenant, share of the remaining quota used: per full window, what we were
+  admitted / (window quota - what the co-tenant was admitted in that window), averaged
+  (also printed over the span, against the co-tenant's rate over its own span), and
+  the co-tenant's own 429 share;
 - 429s as % of the run's requests that reached the simulator; rows lost.
 
 Targets for ours: >= 97 % of the binding quota in ``azure`` and ``max_tokens``, <= 1 %
-429s, 0 rows lost; with the co-tenant <= 2 % 429s and >= 95 % of the remaining share.
+429s, 0 rows lost; with the co-tenant <= 2 % 429s and >= 95 % of the remaining share (full windows).
 The machine running it is shared with other work: CPU contention lowers every figure
 a little (both sides alike) and shows up as a lower quota use, never as more 429s.
 """
@@ -198,6 +205,21 @@ def party(stats: dict[str, Any], user: str) -> dict[str, Any]:
     return mine
 
 
+def window_use(stats: dict[str, Any], binding: str) -> tuple[float, float]:
+    """Mean over the run's full windows (all but its first and last) of the share of the
+    binding quota it was admitted, and of the share the co-tenant left it."""
+    limits = stats["window_limits"]
+    dim = 0 if binding == "RPM" else 1
+    ours = {i: (r, t) for i, u, r, t in stats["windows"] if u == ""}
+    other = {i: (r, t) for i, u, r, t in stats["windows"] if u == "cotenant"}
+    if len(ours) < 3:
+        return float("nan"), float("nan")
+    full = range(min(ours) + 1, max(ours))
+    used = [ours.get(i, (0, 0))[dim] / limits[dim] for i in full]
+    left = [ours.get(i, (0, 0))[dim] / (limits[dim] - other.get(i, (0, 0))[dim]) for i in full]
+    return 100.0 * sum(used) / len(used), 100.0 * sum(left) / len(left)
+
+
 def figures(
     stats: dict[str, Any], rows: int, answered: int, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -207,6 +229,8 @@ def figures(
     tpm_used = ours["tokens_charged"] / span * 60
     share_rpm = rpm_used / args.rpm
     share_tpm = tpm_used / args.tpm
+    binding = "RPM" if share_rpm >= share_tpm else "TPM"
+    in_windows, left_in_windows = window_use(stats, binding)
     out = {
         "rows": rows,
         "answered": answered,
@@ -218,8 +242,9 @@ def figures(
         "span_s": span,
         "rpm_used": rpm_used,
         "tpm_used": tpm_used,
-        "binding": "RPM" if share_rpm >= share_tpm else "TPM",
+        "binding": binding,
         "quota_use_pct": 100.0 * max(share_rpm, share_tpm),
+        "window_use_pct": in_windows,
         "repeat_success": stats["repeat_success"],
     }
     other = party(stats, "cotenant")
@@ -233,6 +258,7 @@ def figures(
             cotenant_rpm=other_rpm,
             cotenant_pct_429=100.0 * other["rejected_429"] / max(1, other["requests"]),
             remaining_share_pct=100.0 * max(left_rpm, left_tpm),
+            window_remaining_share_pct=left_in_windows,
         )
     return out
 
@@ -389,7 +415,7 @@ def main() -> int:
 
 def verdict(scenario: str, ours: dict[str, Any]) -> str:
     if scenario == "cotenant":
-        ok = ours["pct_429"] <= 2.0 and ours["remaining_share_pct"] >= 95.0
+        ok = ours["pct_429"] <= 2.0 and ours["window_remaining_share_pct"] >= 95.0
         target = "429s <= 2 %, >= 95 % of the remaining share, 0 rows lost"
     else:
         ok = ours["quota_use_pct"] >= 97.0 and ours["pct_429"] <= 1.0
@@ -401,6 +427,7 @@ def verdict(scenario: str, ours: dict[str, Any]) -> str:
 def print_table(runs: dict[str, dict[str, Any]]) -> None:
     lines = [
         ("quota use, % of binding quota", "quota_use_pct", "{:.1f}"),
+        ("  the same in full windows", "window_use_pct", "{:.1f}"),
         ("binding quota", "binding", "{}"),
         ("requests/min answered", "rpm_used", "{:.0f}"),
         ("tokens/min charged", "tpm_used", "{:.0f}"),
@@ -412,8 +439,9 @@ def print_table(runs: dict[str, dict[str, Any]]) -> None:
         ("wall time, s", "wall_s", "{:.1f}"),
     ]
     if "remaining_share_pct" in runs["ours"]:
-        lines[1:1] = [
+        lines[2:2] = [
             ("% of the share the co-tenant left", "remaining_share_pct", "{:.1f}"),
+            ("  the same in full windows", "window_remaining_share_pct", "{:.1f}"),
             ("co-tenant requests/min answered", "cotenant_rpm", "{:.0f}"),
             ("co-tenant 429s, % of its requests", "cotenant_pct_429", "{:.2f}"),
         ]

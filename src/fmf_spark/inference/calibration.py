@@ -22,7 +22,9 @@ window).
 
 - **Charge.** Two of our answers in one window whose remaining requests differ by
   exactly one were admitted one after the other, so the drop in remaining tokens
-  between them is what the provider charged the later one. ``scale`` is the sum of
+  between them is what the provider charged the later one (with the ``static``
+  limiter, a gap of up to ``parts`` is the job's other tasks sending requests like
+  ours, and the drop is their charge together). ``scale`` is the sum of
   those charges over the sum of our estimates for the same requests (the last
   ``samples`` pairs). An endpoint that charges only ``max_tokens`` shows up as a scale
   well below 1, so the token dimension stops binding and the job paces on the quota
@@ -67,10 +69,16 @@ MIN_SHARE = 0.05
 
 
 class _Ewm:
-    """Exponentially weighted mean and standard deviation of one series."""
+    """Exponentially weighted mean and standard deviation of one series.
 
-    def __init__(self, alpha: float) -> None:
+    A value further than ``3 * std + jump`` from the mean is a new regime (a co-tenant
+    came or went), not noise: the mean restarts from it instead of drifting there over
+    many windows.
+    """
+
+    def __init__(self, alpha: float, jump: float) -> None:
         self.alpha = alpha
+        self.jump = jump
         self.n = 0
         self.mean = 0.0
         self.var = 0.0
@@ -78,6 +86,8 @@ class _Ewm:
     def add(self, x: float) -> None:
         if self.n == 0:
             self.mean, self.var = x, 0.0
+        elif abs(x - self.mean) > 3 * self.std + self.jump:
+            self.mean = x
         else:
             d = x - self.mean
             self.mean += self.alpha * d
@@ -123,6 +133,8 @@ class Calibration:
             provider's window holds ``parts`` times ours.
         alpha: weight of the newest window in the smoothed others' use.
         z: deviations of the others' use kept free for their bursts.
+        jump: a change of the others' use (share of the quota) beyond three deviations
+            plus this is taken at once, not smoothed.
         samples: adjacent-answer pairs the charge scale is averaged over.
         cut: share kept after a throttle that came without headers.
         regrow: share given back per window without one.
@@ -142,6 +154,7 @@ class Calibration:
         parts: int = 1,
         alpha: float = 0.3,
         z: float = 0.5,
+        jump: float = 0.05,
         samples: int = 64,
         cut: float = 0.85,
         regrow: float = 0.05,
@@ -163,13 +176,13 @@ class Calibration:
         self.scale = 1.0
         self._pairs: deque[tuple[float, float]] = deque(maxlen=samples)
         self._windows: list[_Window] = []
-        self._others_requests = _Ewm(alpha)
-        self._others_tokens = _Ewm(alpha)
+        self._others_requests = _Ewm(alpha, jump)
+        self._others_tokens = _Ewm(alpha, jump)
         self._early_requests: float | None = None  # before the first window is over
         self._early_tokens: float | None = None
         self._ages: deque[float] = deque(maxlen=32)
         self._aimd = 1.0
-        self._aimd_at = -math.inf
+        self._cut_at = self._throttled_at = self._grown_at = -math.inf
 
     # --- what the bucket reads --------------------------------------------------------
 
@@ -233,15 +246,19 @@ class Calibration:
         self._close_windows(now)
 
     def _throttle_only(self, now: float, rejected: bool) -> None:
-        if now - self._aimd_at < self.window_s:
-            return  # one step per window: the throttles of one window are one signal
+        # one step per window at most: the throttles of one window are one signal, and
+        # the share grows only after a whole window without any
         if rejected:
-            self._aimd = max(MIN_SHARE, self._aimd * self.cut)
-            self._aimd_at = now
-            log.info("throttled without rate-limit headers: pacing at %.0f %%", 100 * self._aimd)
-        elif self._aimd < 1.0:
+            if now - self._cut_at >= self.window_s:
+                self._aimd = max(MIN_SHARE, self._aimd * self.cut)
+                self._cut_at = now
+                log.info(
+                    "throttled without rate-limit headers: pacing at %.0f %%", 100 * self._aimd
+                )
+            self._throttled_at = self._grown_at = now
+        elif self._aimd < 1.0 and now - max(self._throttled_at, self._grown_at) >= self.window_s:
             self._aimd = min(1.0, self._aimd + self.regrow)
-            self._aimd_at = now
+            self._grown_at = now
 
     def _headers(self, sent_at: float, estimate: float, rl: RateLimitInfo, rejected: bool) -> None:
         if rejected and not self._spent(rl, estimate):
@@ -256,9 +273,17 @@ class Calibration:
         if not obs.admitted or r is None:
             return
         window.by_remaining[r] = obs
-        # the answer admitted just before this one, and the one just after
-        self._pair(window.by_remaining.get(r + 1), obs)
-        self._pair(obs, window.by_remaining.get(r - 1))
+        # the answer admitted just before this one, and the one just after; with the
+        # static limiter the job's other tasks send the same requests in between, so
+        # up to ``parts - 1`` admissions between two of ours are still ours to count
+        for gap in range(1, self.parts + 1):
+            if (before := window.by_remaining.get(r + gap)) is not None:
+                self._pair(before, obs, gap)
+                break
+        for gap in range(1, self.parts + 1):
+            if (after := window.by_remaining.get(r - gap)) is not None:
+                self._pair(obs, after, gap)
+                break
         if window.aligned and not self._others_requests.n:
             self._early(window)
 
@@ -282,15 +307,13 @@ class Calibration:
         self._windows.append(window)
         return window
 
-    def _pair(self, before: _Obs | None, after: _Obs | None) -> None:
-        if before is None or after is None:
-            return
+    def _pair(self, before: _Obs, after: _Obs, gap: int) -> None:
         if before.remaining_tokens is None or after.remaining_tokens is None:
             return
         charged = before.remaining_tokens - after.remaining_tokens
         if charged < 0 or after.estimate <= 0:
             return  # not one after the other after all (a window boundary)
-        self._pairs.append((float(charged), after.estimate))
+        self._pairs.append((float(charged), gap * after.estimate))
         if len(self._pairs) >= 3:
             total_charged = sum(c for c, _ in self._pairs)
             total_estimated = sum(e for _, e in self._pairs)
@@ -301,11 +324,22 @@ class Calibration:
 
     # --- the others' use, per window ---------------------------------------------------
 
-    def _others(self, window: _Window) -> tuple[float | None, float | None]:
-        """Fractions of the window's request and token quota used by someone else."""
+    def _others(
+        self, window: _Window, *, complete: bool = False
+    ) -> tuple[float | None, float | None]:
+        """Fractions of the window's request and token quota used by someone else.
+
+        ``(None, None)`` when we did not see the window to its end (our last answer
+        from it came early, and it was not full): the others' later requests are
+        unknown, and taking the window for a quiet one would invite 429s.
+        """
         admitted = [o for o in window.obs if o.admitted]
         requests: float | None = None
         tokens: float | None = None
+        if not complete and not any(not o.admitted for o in window.obs):
+            resets = [o.reset for o in window.obs if o.reset is not None]
+            if not resets or min(resets) > 0.25 * self.window_s:
+                return None, None
         left_r = [o.remaining_requests for o in window.obs if o.remaining_requests is not None]
         if self.window_requests and left_r:
             last = min(left_r)  # the provider's count at our last sight of the window
@@ -330,7 +364,7 @@ class Calibration:
         elapsed = 1.0 - min(resets) / self.window_s if resets else 0.0
         if elapsed < 0.2:
             return  # too little of the window seen to project
-        requests, tokens = self._others(window)
+        requests, tokens = self._others(window, complete=True)
         if requests is not None:
             self._early_requests = min(1.0, requests / elapsed)
         if tokens is not None:

@@ -89,8 +89,10 @@ class _Quota:
         self.tokens = 0.0
         #: per window: requests admitted, tokens charged
         self.history: dict[int, list[float]] = {}
+        #: the same per window and user
+        self.by_user: dict[tuple[int, str], list[float]] = {}
 
-    def admit(self, tokens: int | None, now: float) -> _Admission:
+    def admit(self, tokens: int | None, now: float, user: str = "") -> _Admission:
         """Admit one request charged ``tokens`` if the current window has room for it.
 
         ``tokens=None`` charges nothing and admits nothing: it only reads what is left
@@ -110,9 +112,12 @@ class _Quota:
             if ok and tokens is not None:
                 self.requests += 1
                 self.tokens += tokens
-                entry = self.history.setdefault(idx, [0.0, 0.0])
-                entry[0] += 1
-                entry[1] += tokens
+                for entry in (
+                    self.history.setdefault(idx, [0.0, 0.0]),
+                    self.by_user.setdefault((idx, user), [0.0, 0.0]),
+                ):
+                    entry[0] += 1
+                    entry[1] += tokens
             return _Admission(
                 ok,
                 idx,
@@ -121,12 +126,14 @@ class _Quota:
                 remaining_tokens=None if limit_t is None else max(0.0, limit_t - self.tokens),
             )
 
-    def refund(self, window: int, tokens: int) -> None:
+    def refund(self, window: int, tokens: int, user: str = "") -> None:
         with self.lock:
             if window == self.window:
                 self.tokens = max(0.0, self.tokens - tokens)
             if window in self.history:
                 self.history[window][1] -= tokens
+            if (window, user) in self.by_user:
+                self.by_user[window, user][1] -= tokens
 
 
 @dataclass
@@ -277,6 +284,8 @@ class SimulatorServer:
         (answered 200), ``rejected_429`` (over quota), ``storm_429``, ``fault_<kind>``,
         ``tokens_charged``, ``prompt_tokens``, ``completion_tokens``, ``repeat_success``,
         ``max_requests_per_window``, ``max_tokens_per_window``, ``window_limits``,
+        ``windows`` (``[window index, user, requests admitted, tokens charged]`` for
+        every window and user),
         ``first_ts``/``last_ts`` (first arrival, last answer, epoch seconds), and
         ``by_user``: for each ``user`` of the requests (``""``: none named), its ``requests``, ``accepted``,
         ``ok``, ``rejected_429``, ``storm_429``, ``fault_rate_limit``, ``tokens_charged``,
@@ -303,8 +312,10 @@ class SimulatorServer:
             data["by_user"] = {u: dict(c) for u, c in self._stats.by_user.items()}
         with self._quota.lock:
             history = list(self._quota.history.values())
+            windows = [[i, u, r, t] for (i, u), (r, t) in sorted(self._quota.by_user.items())]
         data["max_requests_per_window"] = max((h[0] for h in history), default=0)
         data["max_tokens_per_window"] = max((h[1] for h in history), default=0)
+        data["windows"] = windows
         data["window_limits"] = list(self.settings.window_limits())
         data["window_s"] = self.settings.window_s
         return data
@@ -384,7 +395,7 @@ class SimulatorServer:
             )
         max_tokens = req.max_tokens or self.settings.default_max_tokens
         charge = self.settings.charge(prompt_tokens, max_tokens)
-        admission = self._quota.admit(charge, now)
+        admission = self._quota.admit(charge, now, user)
         headers = _ratelimit_headers(req, admission)
         if not admission.ok:
             st.add("rejected_429", user=user)
@@ -412,7 +423,7 @@ class SimulatorServer:
         completion_tokens = count_tokens(text)
         if req.route == "bedrock" and max_tokens > completion_tokens:
             # Bedrock gives back the unused part of max_tokens once the answer is done
-            self._quota.refund(admission.window, max_tokens - completion_tokens)
+            self._quota.refund(admission.window, max_tokens - completion_tokens, user)
             st.add("tokens_charged", -(max_tokens - completion_tokens), user=user)
         st.add("ok", user=user)
         st.add("prompt_tokens", prompt_tokens)

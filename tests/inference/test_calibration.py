@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fmf_spark.inference import QuotaBucket, QuotaSpec, RateLimitInfo
+from fmf_spark.inference import QuotaBroker, QuotaBucket, QuotaSpec, RateLimitInfo
 from fmf_spark.inference.calibration import Calibration
-from fmf_spark.inference.limiter import LocalLimiter
+from fmf_spark.inference.limiter import BrokerLimiter, Lease, LocalLimiter
 
 
 class Clock:
@@ -129,29 +129,25 @@ def prompt_and_max_tokens(prompt: int, max_tokens: int) -> int:
 SPEC = QuotaSpec(600, 100_000, window_s=10)
 
 
-def test_an_endpoint_charging_only_max_tokens_is_paced_on_the_rpm_quota() -> None:
+@pytest.mark.parametrize(
+    ("charge", "scale", "binding", "per_window"),
+    [
+        # estimated at 200 tokens a request, the TPM quota would allow 83 per window
+        (only_max_tokens, 0.5, 0, range(98, 99)),  # 98 % of the RPM quota
+        (prompt_and_max_tokens, 1.0, 4, range(int(16_666 * 0.97), 16_667)),  # of the TPM
+    ],
+)
+def test_each_accounting_style_is_paced_on_the_quota_that_binds(
+    charge: Callable[[int, int], int], scale: float, binding: int, per_window: range
+) -> None:
     clock = Clock()
     bucket = QuotaBucket(SPEC, clock)
-    provider = WindowProvider(10, 100, 16_666, only_max_tokens)
-    # estimated at 200 tokens a request, the TPM quota would allow 83 per window
+    provider = WindowProvider(10, 100, 16_666, charge)
     drive([bucket], clock, provider, 1000, prompt=100, max_tokens=100)
-    assert bucket.calibration.scale == pytest.approx(0.5)
+    assert bucket.calibration.scale == pytest.approx(scale)
     assert provider.refused() == 0
-    # every full window after the first is paced at 98 % of the RPM quota
-    full = sorted(provider.windows)[1:-1]
-    assert [provider.ours(i) for i in full] == [98] * len(full)
-
-
-def test_azure_accounting_keeps_the_estimate_and_fills_the_tpm_quota() -> None:
-    clock = Clock()
-    bucket = QuotaBucket(SPEC, clock)
-    provider = WindowProvider(10, 100, 16_666, prompt_and_max_tokens)
-    drive([bucket], clock, provider, 800, prompt=100, max_tokens=100)
-    assert bucket.calibration.scale == pytest.approx(1.0)
-    assert provider.refused() == 0
-    full = sorted(provider.windows)[1:-1]
-    tokens = [provider.windows[i][4] for i in full]
-    assert all(16_666 * 0.97 <= t <= 16_666 for t in tokens)
+    full = sorted(provider.windows)[1:-1]  # every window after the first, but the last
+    assert all(provider.windows[i][binding] in per_window for i in full)
 
 
 def test_a_cotenant_is_left_its_share_and_the_quota_grows_back_when_it_leaves() -> None:
@@ -233,3 +229,28 @@ def test_a_slot_that_sleeps_into_a_block_is_booked_again() -> None:
     # the first slot fell inside the block: a second booking, after the block
     assert len(sleeps) == 2 and clock.now >= 5.0
     assert lease.tokens == 1
+
+
+def test_a_broker_task_thread_that_sleeps_into_a_block_books_again() -> None:
+    clock = Clock()
+    broker = QuotaBroker("127.0.0.1", clock=clock)
+    broker.register("p", QuotaSpec(600, None, window_s=10, headroom=0.0))
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 1:  # while this thread sleeps, another thread of the task meets a 429
+            limiter.report(Lease(1, clock()), retry_after=5.0)
+        clock.now += seconds
+
+    limiter = BrokerLimiter(broker.client_spec("p"), sleep=sleep, clock=clock)
+    other = BrokerLimiter(broker.client_spec("p"), clock=clock)  # another task
+    for _ in range(3):
+        other.acquire(1)  # three slots booked ahead of ours (time stands still)
+    try:
+        lease = limiter.acquire(1)
+    finally:
+        broker.close()
+    # the first slot fell inside the block: a second booking, after the block
+    assert len(sleeps) == 2 and clock.now >= 5.0
+    assert lease.granted_at == clock.now

@@ -95,6 +95,7 @@ def test_each_accounting_style_fills_the_quota_that_binds(quota_sim: SimulatorSe
         assert 0.9 * 600 <= stats["max_tokens_per_window"] <= 600
 
 
+@pytest.mark.slow
 def test_a_cotenant_is_left_its_share(quota_sim: SimulatorServer) -> None:
     stop = threading.Event()
     body = {"model": "m", "max_tokens": MAX_TOKENS, "user": "cotenant"}

@@ -37,9 +37,13 @@ completion tokens too. What the provider really charges, and which share of the 
 someone else on the same deployment uses, is learned from its answers by the bucket's
 :class:`~fmf_spark.inference.calibration.Calibration` (the ``x-ratelimit-remaining-*``
 headers, and 429s): the bucket charges ``calibration.charge(estimate)`` and paces at
-``calibration.request_share()`` / ``token_share()`` of the configured quota. A 429 blocks the whole bucket until its ``Retry-After`` has passed; a
-response whose ``x-ratelimit-remaining-*`` headers say the provider's window is spent
-(another consumer shares the quota, say) blocks it until the reset the headers give.
+``calibration.request_share()`` / ``token_share()`` of the configured quota.
+
+A 429 blocks the whole bucket until its ``Retry-After`` has passed; a response whose
+``x-ratelimit-remaining-*`` headers say the provider's window is spent (another consumer
+shares the quota, say) blocks it until the reset the headers give. A task thread whose
+slot, granted earlier, falls inside such a block books a new one instead of sending
+into a refusal (the broker's answers tell every task about the block).
 A non-retryable quota exhaustion stops the bucket: every later reservation fails fast
 with :class:`~fmf_spark.errors.QuotaExhausted` instead of calling the provider.
 """
@@ -420,11 +424,17 @@ class BrokerSpec:
 class BrokerLimiter:
     """The task side of the broker: one keep-alive connection per thread."""
 
-    def __init__(self, spec: BrokerSpec, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        spec: BrokerSpec,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spec = spec
         self._sleep = sleep
+        self._clock = clock
         self._local = threading.local()
-        #: the bucket's block as last heard by any thread of this task (monotonic time)
+        #: the bucket's block as last heard by any thread of this task (on ``clock``)
         self._blocked_until = 0.0
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -459,7 +469,7 @@ class BrokerLimiter:
 
     def _heard_block(self, blocked_s: float) -> None:
         if blocked_s > 0:
-            self._blocked_until = max(self._blocked_until, time.monotonic() + blocked_s)
+            self._blocked_until = max(self._blocked_until, self._clock() + blocked_s)
 
     def acquire(self, tokens: int) -> Lease:
         while True:
@@ -470,8 +480,8 @@ class BrokerLimiter:
             if delay > 0:
                 self._sleep(delay)
             # a 429 heard by this task while we slept: the slot would be refused, book again
-            if time.monotonic() >= self._blocked_until:
-                return Lease(int(tokens), time.monotonic())
+            if self._clock() >= self._blocked_until:
+                return Lease(int(tokens), self._clock())
 
     def report(
         self,
@@ -491,7 +501,7 @@ class BrokerLimiter:
                 "actual": actual,
                 "retry_after": retry_after,
                 "rate_limit": asdict(rate_limit) if rate_limit else None,
-                "age_s": time.monotonic() - lease.granted_at,
+                "age_s": self._clock() - lease.granted_at,
                 "quota_exhausted": quota_exhausted,
             },
         )

@@ -287,9 +287,9 @@ class SimulatorServer:
         ``windows`` (``[window index, user, requests admitted, tokens charged]`` for
         every window and user),
         ``first_ts``/``last_ts`` (first arrival, last answer, epoch seconds), and
-        ``by_user``: for each ``user`` of the requests (``""``: none named), its ``requests``, ``accepted``,
-        ``ok``, ``rejected_429``, ``storm_429``, ``fault_rate_limit``, ``tokens_charged``,
-        ``first_ts`` and ``last_ts``.
+        ``by_user``: for each ``user`` of the requests (``""``: none named), its
+        ``requests``, ``accepted``, ``ok``, ``rejected_429``, ``storm_429``,
+        ``fault_rate_limit``, ``tokens_charged``, ``first_ts`` and ``last_ts``.
         """
         with self._stats.lock:
             data: dict[str, Any] = {

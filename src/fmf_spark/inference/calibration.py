@@ -35,9 +35,10 @@ window).
   else's. With the ``static`` limiter the other tasks of the job are counted out (they
   send as much as we do). The fraction of the window's quota used by others is smoothed
   over windows (exponentially weighted mean and deviation); the share left for us is
-  ``1 - (mean + z * deviation)``: the co-tenant's average use plus a margin for its
-  bursts. When the co-tenant goes away the mean decays window by window and the share
-  grows back. Until the first window is over, the share comes from the current window
+  ``1 - mean - max(headroom, z * deviation)``: the co-tenant's average use and a margin
+  for its bursts (which also covers the jitter the bucket's headroom is for). When the
+  co-tenant goes away (or comes), two windows in a row far from the mean restart it,
+  and the share grows back (or shrinks) at once. Until the first window is over, the share comes from the current window
   so far (the others' requests projected to the whole window), so a co-tenant met at
   start-up costs at most part of one window. The same holds for tokens, with our
   requests counted at ``scale`` times the estimate. A 429 whose headers show the window
@@ -71,9 +72,10 @@ MIN_SHARE = 0.05
 class _Ewm:
     """Exponentially weighted mean and standard deviation of one series.
 
-    A value further than ``3 * std + jump`` from the mean is a new regime (a co-tenant
-    came or went), not noise: the mean restarts from it instead of drifting there over
-    many windows.
+    Two values in a row further than ``3 * std + jump`` from the mean, on the same
+    side, are a new regime (a co-tenant came or went), not noise: the mean restarts from
+    the second instead of drifting there over many windows. One such value alone is a
+    burst, and is averaged in like any other.
     """
 
     def __init__(self, alpha: float, jump: float) -> None:
@@ -82,17 +84,22 @@ class _Ewm:
         self.n = 0
         self.mean = 0.0
         self.var = 0.0
+        self._outlier = 0.0  # sign of the last value's jump (0: it was no jump)
 
     def add(self, x: float) -> None:
-        if self.n == 0:
-            self.mean, self.var = x, 0.0
-        elif abs(x - self.mean) > 3 * self.std + self.jump:
-            self.mean = x
-        else:
-            d = x - self.mean
-            self.mean += self.alpha * d
-            self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
         self.n += 1
+        if self.n == 1:
+            self.mean, self.var = x, 0.0
+            return
+        d = x - self.mean
+        side = math.copysign(1.0, d) if abs(d) > 3 * self.std + self.jump else 0.0
+        if side and side == self._outlier:
+            self.mean, self._outlier = x, 0.0
+            return
+        self._outlier = side
+        self.mean += self.alpha * d
+        if not side:  # a jump says nothing of the spread, and would hide the next one
+            self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
 
     @property
     def std(self) -> float:
@@ -131,10 +138,11 @@ class Calibration:
         window_s: the provider's enforcement window.
         parts: limiters the deployment's quota is split over (``static`` mode); the
             provider's window holds ``parts`` times ours.
+        headroom: the share of whatever quota it paces on that the bucket leaves free.
         alpha: weight of the newest window in the smoothed others' use.
         z: deviations of the others' use kept free for their bursts.
         jump: a change of the others' use (share of the quota) beyond three deviations
-            plus this is taken at once, not smoothed.
+            plus this, two windows in a row, is taken at once, not smoothed.
         samples: adjacent-answer pairs the charge scale is averaged over.
         cut: share kept after a throttle that came without headers.
         regrow: share given back per window without one.
@@ -152,6 +160,7 @@ class Calibration:
         window_s: float,
         *,
         parts: int = 1,
+        headroom: float = 0.0,
         alpha: float = 0.3,
         z: float = 0.5,
         jump: float = 0.05,
@@ -169,6 +178,7 @@ class Calibration:
         self.window_tokens = (
             None if tokens_per_minute is None else math.floor(tokens_per_minute * scale)
         )
+        self.headroom = headroom
         self.z = z
         self.cut = cut
         self.regrow = regrow
@@ -200,8 +210,14 @@ class Calibration:
 
     def _share(self, others: _Ewm, early: float | None) -> float:
         # before the first window is over, what the current one shows so far
-        used = others.mean + self.z * others.std if others.n else (early or 0.0)
-        return min(1.0, max(MIN_SHARE, 1.0 - used))
+        mean, std = (others.mean, others.std) if others.n else (early or 0.0, 0.0)
+        if mean <= 0.0:
+            return 1.0
+        # the bucket keeps ``headroom`` free of whatever share it is given; with others
+        # on the deployment the margin for their bursts covers the same jitter, so the
+        # margin kept is the larger of the two, not both
+        left = 1.0 - mean - max(self.headroom, self.z * std)
+        return min(1.0, max(MIN_SHARE, left / (1.0 - self.headroom)))
 
     def snapshot(self) -> dict[str, Any]:
         """The learned values (for logs, benchmarks and tests)."""

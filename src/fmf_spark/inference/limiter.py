@@ -123,7 +123,11 @@ class QuotaBucket:
         self.stopped: str | None = None
         # calibration hook: learns the provider's real charge and our share of its quota
         self.calibration = Calibration(
-            spec.requests_per_minute, spec.tokens_per_minute, spec.window_s, parts=spec.parts
+            spec.requests_per_minute,
+            spec.tokens_per_minute,
+            spec.window_s,
+            parts=spec.parts,
+            headroom=spec.headroom,
         )
 
     def _request_rate(self) -> float | None:

@@ -101,14 +101,16 @@ def test_a_cotenant_is_left_its_share(quota_sim: SimulatorServer) -> None:
     body = {"model": "m", "max_tokens": MAX_TOKENS, "user": "cotenant"}
 
     def cotenant() -> None:
-        # a third of the RPM quota: one request every 0.15 s, on a fixed schedule
+        # a third of the RPM quota: one request every 0.15 s (late ones are not caught
+        # up in a burst: on a busy machine it just sends a little less)
         with httpx.Client(base_url=quota_sim.openai_base_url) as http:
-            k, start = 0, time.monotonic()
+            k, due = 0, time.monotonic()
             while not stop.is_set():
                 messages = [{"role": "user", "content": f"co-tenant {k}"}]
                 http.post("/chat/completions", json={**body, "messages": messages})
                 k += 1
-                stop.wait(max(0.0, start + 0.15 * k - time.monotonic()))
+                due = max(due + 0.15, time.monotonic())
+                stop.wait(due - time.monotonic())
 
     other = threading.Thread(target=cotenant)
     other.start()
@@ -120,12 +122,13 @@ def test_a_cotenant_is_left_its_share(quota_sim: SimulatorServer) -> None:
         other.join()
     users = quota_sim.stats()["by_user"]
     ours, theirs = users[""], users["cotenant"]
+    learned = limiter.bucket.calibration.snapshot()
     assert ours["ok"] == 200
     # taking the whole quota would meet a refusal in every window; a share, almost none
-    assert ours.get("rejected_429", 0) <= 4
-    assert theirs.get("rejected_429", 0) <= 4
-    share = limiter.bucket.calibration.request_share()
-    assert 0.5 < share < 0.75  # the two thirds the co-tenant leaves, less a margin
+    assert ours.get("rejected_429", 0) <= 4, (ours, theirs, learned)
+    assert theirs.get("rejected_429", 0) <= 4, (ours, theirs, learned)
+    # the two thirds the co-tenant leaves, less a margin
+    assert 0.5 < learned["request_share"] < 0.75, (ours, theirs, learned)
 
 
 def test_static_tasks_are_not_taken_for_a_cotenant(quota_sim: SimulatorServer) -> None:

@@ -168,10 +168,13 @@ class CoTenant:
         client = openai.OpenAI(base_url=self.base_url, api_key="unused")
 
         def call(i: int) -> None:
+            messages = json.loads(self.messages[i % len(self.messages)])
+            # every request distinct, so the simulator's repeat count stays ours alone
+            messages[-1]["content"] = f"Co-tenant request {i}. " + messages[-1]["content"]
             try:
                 client.chat.completions.create(
                     model="gpt-4o-mini",
-                    messages=json.loads(self.messages[i % len(self.messages)]),
+                    messages=messages,
                     max_tokens=self.max_tokens,
                     user="cotenant",
                 )

@@ -1,17 +1,30 @@
-.PHONY: run test bench lint wheel clean
+.PHONY: run test check lint lock lock-upgrade bench wheel clean
 
-run:  ## set up and run the sample chain on local Spark with the simulator
+run:  ## set up .venv from the local lock and run the sample chain (local Spark, the simulator)
 	scripts/run.sh
 
-test:  ## set up, lint, type-check and run the whole test suite
+test:  ## set up .venv from the test lock; lint, the whole suite with coverage floors, build, main command
 	scripts/test.sh
+
+check:  ## the fast loop: lint, then the tests that need no Spark (in .venv as it is)
+	scripts/lint.sh
+	.venv/bin/python -m pytest -m "not spark and not slow and not cluster" -q
+
+lint:  ## ruff, ruff format --check, mypy, deptry, the extras check, the secret scan
+	scripts/lint.sh
+
+lock:  ## recompile requirements/*/ from pyproject.toml (keeps pins pyproject still allows)
+	scripts/lock.sh
+
+lock-upgrade:  ## recompile requirements/*/ taking the newest versions pyproject allows
+	scripts/lock.sh --upgrade
 
 bench:  ## run every benchmark (prints ratios against the baselines)
 	.venv/bin/python benchmarks/processing.py
 	.venv/bin/python benchmarks/inference.py
 
-wheel:
-	.venv/bin/python -m pip wheel --no-deps -w dist .
+wheel:  ## the wheel and sdist in dist/
+	.venv/bin/python -m build
 
 clean:
-	rm -rf .venv dist build artefacts mlruns mlflow.db spark-warehouse
+	rm -rf .venv .venv-run dist build artefacts mlruns mlflow.db spark-warehouse coverage.json .coverage

@@ -325,8 +325,8 @@ def main() -> int:
     sim = SimulatorServer(settings)
     sim.start()
     provider = {
-        "type": "openai",
-        "base_url": sim.openai_base_url,
+        "type": "simulator",
+        "base_url": sim.url,
         "model": "gpt-4o-mini",
         "concurrency": args.concurrency,
         "rate_limit": {

@@ -5,8 +5,9 @@ platform runs the same code path:
 
     spark-submit --master yarn jobs/fmf_job.py --profile emr run --chain s3://bucket/chains/x.yaml
 
-On Databricks use the bundle (``databricks.yml``), which calls the wheel's ``fmf`` entry
-point directly through a ``python_wheel_task``.
+On Databricks use the bundle (``databricks.yml``), which calls the wheel's ``fmf-job``
+entry point directly through a ``python_wheel_task``; on Fabric, make this file the main
+definition file of a Spark job definition (``docs/deploy/fabric.md``).
 """
 
 from __future__ import annotations

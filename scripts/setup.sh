@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# Set up fmf_spark on a fresh machine: a virtualenv in .venv with the project installed
-# (editable) with the given extra, plus the system packages its tests or OCR need.
+# Set up fmf_spark on a fresh machine: a virtualenv with the exact versions of the lock
+# (requirements/<set>/<extra>.lock, see scripts/lock.sh), the project installed editable
+# on top without resolving anything again, then `pip check`; plus the system packages
+# Spark, OCR and the tests need.
 # Usage: scripts/setup.sh [local|test]      (default: local)
+# Environment: VENV (default .venv), LOCK_SET (default spark4), PYTHON (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-local}"
+venv="${VENV:-.venv}"
+lock="requirements/${LOCK_SET:-spark4}/${extra}.lock"
 python="${PYTHON:-python3}"
 
-if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv
+if [ ! -f "$lock" ]; then
+  echo "setup: no lock file $lock (extras with a lock: local, test)" >&2
+  exit 2
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[${extra}]"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+locked_for="$(cat requirements/python-version)"
+actual="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$actual" != "$locked_for" ]; then
+  echo "setup: note: the locks were made for Python $locked_for; this is $actual (PYTHON=python$locked_for picks another)" >&2
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet --require-hashes -r "$lock"
+"$venv/bin/python" -m pip install --quiet --no-deps -e .
+"$venv/bin/python" -m pip check
 
 # System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path.
 need=()

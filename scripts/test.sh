@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
-# The test command of the README and of CI: set up, lint, type-check, run every test.
+# The test command of the README and of CI (`make test`; .ci/run runs exactly that):
+#   1. set up .venv from the test lock;
+#   2. lint: ruff, format, mypy, deptry + the extras check, the secret scan;
+#   3. the whole pytest suite, with coverage; the floors of the critical packages;
+#   4. build the wheel and sdist, `twine check` them;
+#   5. the README's main command in a fresh venv with only the local lock (no test tools).
+# Arguments go to pytest (a subset of the suite skips the coverage floors).
 # Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +13,23 @@ scripts/setup.sh test
 # shellcheck disable=SC1091
 source .venv/bin/activate
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
-echo "== ruff"; ruff check src tests benchmarks jobs
-ruff format --check src tests benchmarks jobs
-echo "== mypy"; mypy
-echo "== pytest"; python -m pytest "$@"
+
+scripts/lint.sh
+
+echo "== pytest (with coverage of the driver-side code)"
+rm -f .coverage coverage.json
+python -m pytest --cov=fmf_spark --cov-report=json:coverage.json "$@"
+if [ "$#" -eq 0 ]; then
+  python scripts/coverage_floors.py coverage.json
+else
+  echo "coverage floors: skipped (a subset of the suite ran)"
+fi
+
+echo "== build + twine check"
+rm -rf dist
+python -m build --outdir dist . >/dev/null
+twine check --strict dist/*
+ls dist
+
+echo "== the main command, with only the local lock installed"
+scripts/check_main.sh

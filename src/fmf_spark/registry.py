@@ -9,6 +9,13 @@ from the ``fmf_spark.plugins`` entry-point group before the config is validated.
 
 Registering a type twice raises: a silent override hides bugs.
 
+The kinds whose entries the config names (``connectors``, ``exporters``,
+``inference.providers``) have their registries here, below the config, so the config
+validates each entry against its type's model without importing any implementation:
+:data:`CONNECTORS`, :data:`EXPORTERS`, :data:`PROVIDERS`, each holding :class:`Plugin`
+entries. Loaders have no config section; their registry is
+:data:`fmf_spark.processing.base.LOADERS`.
+
 Example:
     >>> from fmf_spark.registry import Registry
     >>> shapes = Registry[str]("shape")
@@ -23,11 +30,13 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fmf_spark.errors import ConfigError
 
 T = TypeVar("T")
+F = TypeVar("F")
 
 #: entry-point group whose modules are imported (and so register) before validation
 ENTRY_POINT_GROUP = "fmf_spark.plugins"
@@ -100,12 +109,33 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def items(self) -> list[tuple[str, T]]:
+        """``(type name, plug-in)`` pairs, sorted by name."""
         self._load_builtins()
         return sorted(self._items.items())
 
 
+_entry_points_done = False
+_entry_points_lock = threading.Lock()
+
+
+def _entry_point_modules() -> list[str]:
+    """The modules of the ``fmf_spark.plugins`` group, the first time only."""
+    global _entry_points_done
+    with _entry_points_lock:
+        if _entry_points_done:
+            return []
+        _entry_points_done = True
+    from importlib.metadata import entry_points
+
+    return [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
 def import_plugins(modules: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
     """Import third-party plug-in modules so that they register themselves.
+
+    A module already imported is not imported again (Python caches it), so calling this
+    for every config that is validated is cheap; the entry points are read once per
+    process.
 
     Args:
         modules: dotted module names (the config's ``plugins:`` list).
@@ -119,9 +149,7 @@ def import_plugins(modules: Iterable[str] = (), *, entry_points: bool = True) ->
     """
     names = list(modules)
     if entry_points:
-        from importlib.metadata import entry_points as _entry_points
-
-        names += [ep.value for ep in _entry_points(group=ENTRY_POINT_GROUP)]
+        names += _entry_point_modules()
     for name in names:
         try:
             importlib.import_module(name)
@@ -131,3 +159,54 @@ def import_plugins(modules: Iterable[str] = (), *, entry_points: bool = True) ->
                 hint="install the package that provides it, or fix the name under `plugins:`",
             ) from None
     return names
+
+
+@dataclass(frozen=True)
+class Plugin(Generic[F]):
+    """One implementation the config can name: its type, its config model, its factory.
+
+    Attributes:
+        name: the ``type:`` value in the config.
+        config: the Pydantic model an entry of that type is validated against.
+        factory: builds the implementation from a validated entry; its signature is
+            the kind's (see ``register_connector``, ``register_exporter``,
+            ``register_provider``).
+    """
+
+    name: str
+    config: type[Any]
+    factory: F
+
+
+#: connectors by type (``connectors.<name>.type``)
+CONNECTORS: Registry[Plugin[Any]] = Registry(
+    "connector",
+    builtins=(
+        "fmf_spark.connectors.local",
+        "fmf_spark.connectors.s3",
+        "fmf_spark.connectors.sharepoint",
+    ),
+)
+
+#: exporters (sinks) by type (``exporters.<name>.type``)
+EXPORTERS: Registry[Plugin[Any]] = Registry(
+    "exporter",
+    builtins=(
+        "fmf_spark.exporters.delta",
+        "fmf_spark.exporters.fabric",
+        "fmf_spark.exporters.s3",
+        "fmf_spark.exporters.dynamodb",
+        "fmf_spark.exporters.redshift",
+        "fmf_spark.exporters.sharepoint_excel",
+    ),
+)
+
+#: model providers by type (``inference.providers.<name>.type``)
+PROVIDERS: Registry[Plugin[Any]] = Registry(
+    "provider",
+    builtins=(
+        "fmf_spark.inference.azure_openai",
+        "fmf_spark.inference.bedrock",
+        "fmf_spark.inference.simulator",
+    ),
+)

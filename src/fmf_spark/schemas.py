@@ -9,10 +9,16 @@ a failed row has ``status='error'`` and an ``error`` struct (``code``, ``message
 - **chunks**: pieces of a document's text with offsets and real token counts.
 - **outputs** (chains/inference): one row per model call, keyed by ``request_id``.
 
+And the frames inside a stage: the **listing** a connector ships to its readers, the
+**fused** rows of ``process`` (documents and chunks in one pass), the **inference
+results** one task returns, and the **export failures** a sink rejected.
+
 Requires pyspark (imported by the Spark code paths only, never by ``fmf --help``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pyspark.sql.types import (
     BinaryType,
@@ -26,6 +32,9 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -71,6 +80,10 @@ DOCUMENTS_SCHEMA = StructType(
         StructField("metadata", METADATA_MAP, True),
         StructField("status", StringType(), False),
         StructField("error", ERROR_STRUCT, True),
+        # a child document (e-mail attachment, archive member) names its parent's doc_id
+        # and its own name there; both null for a file
+        StructField("parent_doc_id", StringType(), True),
+        StructField("attachment_name", StringType(), True),
     ]
 )
 
@@ -109,14 +122,98 @@ OUTPUTS_SCHEMA = StructType(
     ]
 )
 
+#: what a connector lists on the driver and its readers open on the executors: the
+#: files' metadata columns, plus ``id`` (the connector's handle: S3 key, Graph item id)
+LISTING_SCHEMA = StructType(
+    [
+        *FILES_SCHEMA.fields[:3],
+        StructField("id", StringType(), True),
+        *FILES_SCHEMA.fields[3:6],
+    ]
+)
+
+#: the chunk-only columns of the fused rows (``doc_id``, ``text``, ``metadata`` are shared)
+FUSED_CHUNK_COLUMNS = ("chunk_id", "chunk_index", "char_start", "char_end", "token_count")
+
+#: ``process``'s one pass: a ``kind`` column, then DOCUMENTS_SCHEMA, then the chunk
+#: columns (nullable here: a ``document`` row leaves them empty). A ``chunk`` row fills
+#: ``doc_id``, ``text``, ``metadata`` and the chunk columns; ``path`` and the other
+#: non-null document columns repeat its document's.
+FUSED_SCHEMA = StructType(
+    [
+        StructField("kind", StringType(), False),
+        *DOCUMENTS_SCHEMA.fields,
+        *[
+            StructField(f.name, f.dataType, True)
+            for f in CHUNKS_SCHEMA.fields
+            if f.name in FUSED_CHUNK_COLUMNS
+        ],
+    ]
+)
+
+#: the outputs columns one inference task returns per distinct request (joined back to
+#: the input rows by ``request_id``); all nullable, as a task builds them
+INFERENCE_RESULT_COLUMNS = (
+    "request_id",
+    "output_text",
+    "output_json",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "attempts",
+    "status",
+    "error",
+)
+INFERENCE_RESULT_SCHEMA = StructType(
+    [
+        StructField(f.name, f.dataType, True)
+        for f in OUTPUTS_SCHEMA.fields
+        if f.name in INFERENCE_RESULT_COLUMNS
+    ]
+)
+
+#: the rows a sink rejected, appended per batch to ``<run>/export_errors/<sink>``
+EXPORT_FAILURES_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("batch_id", LongType(), False),
+        StructField("key", StringType(), False),
+        StructField("status", StringType(), False),
+        StructField("error", ERROR_STRUCT, False),
+    ]
+)
+
+
+def error_column(code: str, message: Column | str, retryable: bool) -> Column:
+    """An ``error`` struct column (:data:`ERROR_STRUCT`) for rows failed in Spark itself.
+
+    The Spark-side twin of :func:`fmf_spark.errors.error_struct`: ``message`` is a
+    column or a literal text.
+    """
+    from pyspark.sql import functions as F
+
+    text = F.lit(message) if isinstance(message, str) else message
+    return F.struct(
+        F.lit(code).alias("code"), text.alias("message"), F.lit(retryable).alias("retryable")
+    )
+
+
 __all__ = [
     "CHUNKS_SCHEMA",
     "DOCUMENTS_SCHEMA",
     "ERROR_STRUCT",
+    "EXPORT_FAILURES_SCHEMA",
     "FILES_SCHEMA",
+    "FUSED_CHUNK_COLUMNS",
+    "FUSED_SCHEMA",
+    "INFERENCE_RESULT_COLUMNS",
+    "INFERENCE_RESULT_SCHEMA",
+    "LISTING_SCHEMA",
     "METADATA_MAP",
     "OUTPUTS_SCHEMA",
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_SKIPPED",
+    "error_column",
 ]

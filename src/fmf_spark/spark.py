@@ -2,19 +2,37 @@
 
 :func:`get_spark` returns the active session when there is one (Databricks, Fabric,
 notebooks, ``spark-submit`` on EMR): the platform owns it and we must not reconfigure
-it. Otherwise it builds a local session with Delta configured through
-``delta.configure_spark_with_delta_pip`` (the Delta jars come from Maven Central into
-``~/.ivy2`` on first use), ``PYSPARK_PYTHON`` set to the running interpreter so the
-Python workers see the same packages, Arrow on and a small number of shuffle partitions.
+it. Otherwise it builds a local session with Delta, ``PYSPARK_PYTHON`` set to the
+running interpreter so the Python workers see the same packages, Arrow on and a small
+number of shuffle partitions.
 
-Secrets never go into Spark conf: ``spark.sparkContext.getConf().getAll()`` is shown in
-the Spark UI and in event logs.
+A session we build starts quietly unless asked to be verbose (``fmf --verbose`` or
+``--debug``, or ``FMF_VERBOSE=1``):
+
+- the Delta jars are resolved once, by Ivy in a child process whose output is kept
+  (:func:`delta_jars`), and passed as ``spark.jars``, instead of
+  ``spark.jars.packages``, which makes Spark print its whole Ivy resolution log on every
+  start (and a ``Host ... not found`` line per repository it cannot reach);
+- Spark's own log goes to a file (``log4j2-quiet.properties``, shipped in this package),
+  not to the console, so no ``WARN`` line and no task stack trace mixes with the run's
+  output; a failure still reaches the user as the exception the CLI prints.
+
+Verbose, Spark logs to the console as it does by default, and Ivy's output is shown
+when it runs. Secrets never go into Spark conf: ``spark.sparkContext.getConf().getAll()``
+is shown in the Spark UI and in event logs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmf_spark._deps import require
@@ -23,6 +41,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fmf_spark.config.models import FmfConfig
+
+log = logging.getLogger(__name__)
 
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -37,9 +57,24 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
 }
 
+#: Spark's log4j2 configuration for a quiet session: everything to a file, nothing to the console
+QUIET_LOG4J = Path(__file__).with_name("log4j2-quiet.properties")
+
+#: Spark's dependency resolution leaves these out of ``spark.jars.packages`` (Spark has them)
+_PROVIDED = re.compile(r"^(org\.scala-lang/scala-library|org\.apache\.spark/spark-[^/]*)$")
+
+
+def verbose_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``FMF_VERBOSE`` set to anything but ``""``, ``0`` or ``false`` (the CLI sets it)."""
+    value = (os.environ if environ is None else environ).get("FMF_VERBOSE", "")
+    return value.strip().lower() not in ("", "0", "false", "no")
+
 
 def get_spark(
-    config: FmfConfig | None = None, *, extra_conf: dict[str, str] | None = None
+    config: FmfConfig | None = None,
+    *,
+    extra_conf: dict[str, str] | None = None,
+    verbose: bool | None = None,
 ) -> SparkSession:
     """Return the active Spark session, or build a local one with Delta.
 
@@ -47,6 +82,8 @@ def get_spark(
         config: the fmf config; its ``spark`` section sets master, app name, shuffle
             partitions and extra conf for a locally built session.
         extra_conf: more conf for a locally built session (tests, benchmarks).
+        verbose: Spark's console log and Ivy's output for a session built here;
+            default: :func:`verbose_from_env`.
 
     Example:
         >>> spark = get_spark()  # doctest: +SKIP
@@ -59,9 +96,11 @@ def get_spark(
     if active is not None:
         return active
 
-    delta = require("delta")
+    require("delta")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if verbose is None:
+        verbose = verbose_from_env()
 
     master, app_name, partitions, user_conf = "local[*]", "fmf_spark", 8, {}
     if config is not None:
@@ -75,11 +114,157 @@ def get_spark(
 
         os.environ.setdefault("SPARK_HOME", os.path.dirname(pyspark.__file__))
 
-    builder = SparkSession.builder.master(master).appName(app_name)
     conf = {**LOCAL_DEFAULTS, "spark.sql.shuffle.partitions": str(partitions)}
     conf.update(user_conf)
     conf.update(extra_conf or {})
+    conf = session_conf(conf, delta_jars(conf, verbose=verbose), verbose=verbose)
+
+    builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session: SparkSession = delta.configure_spark_with_delta_pip(builder).getOrCreate()
+    session: SparkSession = builder.getOrCreate()
     return session
+
+
+def session_conf(conf: dict[str, str], jars: list[str] | None, *, verbose: bool) -> dict[str, str]:
+    """``conf`` plus the Delta jars and, unless ``verbose``, the quiet log settings.
+
+    ``jars`` is what :func:`delta_jars` found; ``None`` leaves the Delta package to
+    Spark's own resolution (``spark.jars.packages``).
+    """
+    conf = dict(conf)
+    if jars is None:
+        packages = [p for p in conf.get("spark.jars.packages", "").split(",") if p]
+        conf["spark.jars.packages"] = ",".join([*delta_packages(), *packages])
+    elif jars:
+        conf["spark.jars"] = ",".join([*filter(None, [conf.get("spark.jars")]), *jars])
+    java_options = conf.get("spark.driver.extraJavaOptions", "")
+    if not verbose and "log4j2.configurationFile" not in java_options:
+        log_file = Path(tempfile.gettempdir()) / "fmf_spark" / f"spark-{os.getpid()}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log.debug("Spark's own log: %s", log_file)
+        quiet = f"-Dlog4j2.configurationFile={_quote(QUIET_LOG4J.as_uri())} -Dfmf.spark.log={_quote(str(log_file))}"
+        conf["spark.driver.extraJavaOptions"] = f"{java_options} {quiet}".strip()
+    return conf
+
+
+def _quote(value: str) -> str:
+    # the launcher splits extraJavaOptions on spaces and honours double quotes
+    return f'"{value}"' if " " in value else value
+
+
+def delta_packages() -> list[str]:
+    """The Maven coordinates delta-spark asks for, exactly as its pip helper computes them."""
+    delta = require("delta")
+    from pyspark.sql import SparkSession
+
+    # configure_spark_with_delta_pip() only sets spark.jars.packages on the builder
+    # it gets; a fresh Builder keeps the shared SparkSession.builder untouched
+    builder = delta.configure_spark_with_delta_pip(SparkSession.Builder())
+    return [p for p in str(builder._options.get("spark.jars.packages", "")).split(",") if p]
+
+
+def delta_jars(conf: Mapping[str, str], *, verbose: bool = False) -> list[str] | None:
+    """The local jar files of the Delta package and its dependencies, resolved once.
+
+    The list is kept in ``<ivy home>/fmf_spark/`` next to Ivy's cache, which Spark
+    shares; later sessions read it and start without resolving anything. Returns
+    ``None`` (Spark then resolves the package itself, with its log) when the conf
+    points Spark at other repositories or Ivy settings, or when Ivy cannot run.
+    """
+    if conf.get("spark.jars.repositories") or conf.get("spark.jars.ivySettings"):
+        return None
+    ivy_home = _ivy_home(conf)
+    jars: list[str] = []
+    for coordinate in delta_packages():
+        manifest = ivy_home / "fmf_spark" / f"{coordinate.replace(':', '_')}.txt"
+        found = _read_manifest(manifest)
+        if found is None:
+            try:
+                found = _resolve(coordinate, ivy_home, verbose=verbose)
+            except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+                log.warning(
+                    "could not resolve %s quietly (%s); Spark resolves it itself", coordinate, exc
+                )
+                return None
+            _write_manifest(manifest, found)
+        jars += found
+    return jars
+
+
+def _ivy_home(conf: Mapping[str, str]) -> Path:
+    """Where Spark keeps Ivy's cache: ``spark.jars.ivy``, else its default for this Spark."""
+    if conf.get("spark.jars.ivy"):
+        return Path(conf["spark.jars.ivy"]).expanduser()
+    import pyspark
+
+    # Spark 4 moved its default from ~/.ivy2 when it took up Ivy 2.5.2 (a new cache layout)
+    major = int(pyspark.__version__.split(".")[0])
+    return Path.home() / (".ivy2.5.2" if major >= 4 else ".ivy2")
+
+
+def _read_manifest(path: Path) -> list[str] | None:
+    try:
+        jars = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except OSError:
+        return None
+    # a cache cleaned since: resolve again
+    return jars if jars and all(os.path.isfile(j) for j in jars) else None
+
+
+def _write_manifest(path: Path, jars: list[str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("".join(f"{j}\n" for j in jars), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: resolve again next time
+        log.debug("cannot keep the jar list in %s: %s", path, exc)
+
+
+def _resolve(coordinate: str, ivy_home: Path, *, verbose: bool) -> list[str]:
+    """Run the Ivy that ships with pyspark on one ``group:artifact:version``."""
+    import pyspark
+
+    group, artifact, version = coordinate.split(":")
+    ivy_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("ivy-*.jar"))
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not ivy_jars or not java:
+        raise RuntimeError("no java or no Ivy jar in pyspark")
+    with tempfile.TemporaryDirectory() as tmp:
+        classpath = Path(tmp) / "classpath.txt"
+        command = [
+            java,
+            "-jar",
+            str(ivy_jars[-1]),
+            "-dependency",
+            group,
+            artifact,
+            version,
+            "-confs",
+            "default",
+            "-cache",
+            str(ivy_home / "cache"),
+            "-cachepath",
+            str(classpath),
+        ]
+        log.info("resolving %s (once: the jar list is kept for later runs)", coordinate)
+        done = subprocess.run(
+            command,
+            stdout=None if verbose else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0 or not classpath.exists():
+            tail = (done.stdout or "").strip().splitlines()[-3:]
+            raise RuntimeError(f"Ivy exited with {done.returncode}: {' / '.join(tail)}")
+        paths = [p for p in classpath.read_text(encoding="utf-8").strip().split(os.pathsep) if p]
+    return [p for p in paths if not _PROVIDED.match(_group_and_module(p))]
+
+
+def _group_and_module(jar: str) -> str:
+    # Ivy's cache layout: <cache>/<group>/<module>/<type>s/<module>-<version>.jar
+    parts = Path(jar).parts
+    return f"{parts[-4]}/{parts[-3]}" if len(parts) >= 4 else ""

@@ -13,7 +13,7 @@ import yaml
 from pyspark.sql import functions as F
 
 from fmf_spark.chains.model import load_chain
-from fmf_spark.chains.runner import dry_run, run_chain
+from fmf_spark.cli.app import dry_run, run_chain
 from fmf_spark.config import load_config
 from fmf_spark.prompts.registry import PromptRegistry
 from tests.chains.helpers import ROOT
@@ -52,7 +52,7 @@ def e2e(spark, tmp_path_factory):
             f"exporters.outputs_delta.path={tmp / 'exports' / 'outputs'}",
             f"observability.mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
             f"prompts.dir={ROOT / 'prompts'}",
-            "inference.simulator.latency_ms=1",
+            "inference.providers.simulator.server.latency_ms=1",
         ],
     )
     chain = load_chain(ROOT / "chains" / "sample.yaml")

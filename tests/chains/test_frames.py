@@ -9,9 +9,9 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from fmf_spark.chains.dry_run import dry_run
 from fmf_spark.chains.frames import UPSTREAM_FAILED, step_frame, upstream_error_rows
 from fmf_spark.chains.plan import ChainPlan, plan_chain
-from fmf_spark.chains.runner import dry_run
 from fmf_spark.schemas import CHUNKS_SCHEMA, DOCUMENTS_SCHEMA, OUTPUTS_SCHEMA
 from tests.chains.helpers import EXTRACT, make_chain, make_config, make_registry
 
@@ -33,6 +33,8 @@ def _doc(doc_id: str, path: str, status: str = "ok", title: str | None = None) -
         meta,
         status,
         err,
+        None,  # parent_doc_id
+        None,  # attachment_name
     )
 
 

@@ -11,6 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 from fmf_spark.config.models import FmfConfig
 from fmf_spark.connectors import get_connector, glob_match, register_connector
 from fmf_spark.connectors.base import PathFilter
+from fmf_spark.connectors.local import LocalConnectorConfig
 from fmf_spark.errors import ConnectorError
 from fmf_spark.schemas import FILES_SCHEMA
 
@@ -116,7 +117,7 @@ def test_empty_listing_and_missing_root(spark, tmp_path: Path) -> None:
 def test_registry_rejects_duplicates_and_unknown_names(tmp_path: Path) -> None:
     get_connector("docs", _config(tmp_path))  # loads the built-ins
     with pytest.raises(ValueError, match="already registered"):
-        register_connector("local", lambda n, c, r: None)  # type: ignore[arg-type,return-value]
+        register_connector("local", LocalConnectorConfig, lambda n, c, r: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ConnectorError, match="no connector named 'other'"):
         get_connector("other", _config(tmp_path))
 

@@ -11,19 +11,24 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from fmf_spark.config.exporters import DeltaExporterConfig, RedshiftExporterConfig
+from fmf_spark.cli.export import run_id_from_input
 from fmf_spark.errors import ConfigError
-from fmf_spark.exporters import ExportResult, build_exporter, register_exporter, registered_types
+from fmf_spark.exporters import (
+    ExportResult,
+    build_exporter,
+    register_exporter,
+    registered_exporters,
+)
 from fmf_spark.exporters.base import BatchContext, BatchResult
-from fmf_spark.exporters.cli import run_id_from_input
+from fmf_spark.exporters.delta import DeltaExporterConfig
 from fmf_spark.exporters.frames import flatten_structs
-from fmf_spark.exporters.redshift import SqlMergeExporter
+from fmf_spark.exporters.redshift import RedshiftExporterConfig, SqlMergeExporter
 from fmf_spark.schemas import OUTPUTS_SCHEMA
 from tests.exporters.conftest import N_ROWS, output_row
 
 
 def test_every_sink_type_is_registered_and_names_are_unique():
-    assert registered_types() == [
+    assert registered_exporters() == [
         "delta",
         "dynamodb",
         "fabric",
@@ -33,7 +38,7 @@ def test_every_sink_type_is_registered_and_names_are_unique():
         "sharepoint_excel",
     ]
     with pytest.raises(ValueError, match="already registered"):
-        register_exporter("delta", lambda name, cfg, resolver: None)  # type: ignore[arg-type,return-value]
+        register_exporter("delta", DeltaExporterConfig, lambda name, cfg, resolver: None)  # type: ignore[arg-type,return-value]
 
 
 def test_config_rejects_ambiguous_delta_targets_and_redshift_without_staging():
@@ -149,7 +154,9 @@ def test_fmf_export_command_exports_a_run_and_records_it_in_run_yaml(
     assert [(e["sink"], e["rows_written"]) for e in record["exports"]] == [("lake", 0)]
 
 
-def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
+def test_fmf_export_unknown_sink_is_a_one_line_error(spark, tmp_path, capsys):
+    # `spark`: the command takes the session before it looks the sink up; without the
+    # fixture it would build a session of its own that later tests would inherit
     from fmf_spark.cli import main
 
     conf = tmp_path / "fmf.yaml"
@@ -159,6 +166,7 @@ def test_fmf_export_unknown_sink_is_a_one_line_error(tmp_path, capsys):
     assert "no exporter named 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_record_export_logs_counts_on_the_runs_mlflow_run(tmp_path):
     from mlflow import MlflowClient
 

@@ -24,7 +24,8 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     (wheel,) = dist.glob("fmf_spark-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "fmf_spark/py.typed" in names
-    assert "fmf_spark/cli.py" in names
+    assert "fmf_spark/cli/__init__.py" in names
+    assert "fmf_spark/log4j2-quiet.properties" in names  # the quiet Spark log config
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -49,6 +50,22 @@ def test_wheel_installs_without_pyspark(tmp_path: Path) -> None:
     )
     assert validated.returncode == 0, validated.stderr
     assert "config OK" in validated.stdout
+
+    # fmf-job (the Databricks wheel task's entry point) exits with the failed run's code
+    failed = subprocess.run(
+        [
+            str(env_dir / "bin" / "fmf-job"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+            "config",
+            "validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 2, failed.stderr
+    assert failed.stderr.startswith("error: config.invalid: cannot read config file")
 
     # a command that needs an extra fails with the pip command that fixes it
     aws_conf = tmp_path / "aws.yaml"

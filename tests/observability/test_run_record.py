@@ -100,6 +100,7 @@ def test_run_yaml_of_a_succeeded_run(tmp_path: Path) -> None:
     assert "mlflow" not in record and "error" not in record
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_failed_run_is_recorded_and_secrets_masked(tmp_path: Path, secret: str) -> None:
     cfg = _config(tmp_path)
     ctx = _start(tmp_path, cfg)
@@ -124,6 +125,7 @@ def test_failed_run_is_recorded_and_secrets_masked(tmp_path: Path, secret: str) 
     assert run.data.params["outputs.outputs"] == "s3://bucket/x?sig=***"
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_mlflow_run_mirrors_the_record(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     ctx = _start(tmp_path, cfg)

@@ -86,6 +86,8 @@ def test_parse_documents_matches_the_plain_function(spark, folder: Path, tmp_pat
                     metadata={},
                     status="error",
                     error=rec["error"],
+                    parent_doc_id=None,
+                    attachment_name=None,
                 )
             )
             continue
@@ -100,6 +102,8 @@ def test_parse_documents_matches_the_plain_function(spark, folder: Path, tmp_pat
                 metadata=d.metadata,
                 status=d.status,
                 error=None if d.error is None else Row(**d.error),
+                parent_doc_id=None,
+                attachment_name=None,
             )
         )
     assertDataFrameEqual(docs, spark.createDataFrame(expected, DOCUMENTS_SCHEMA))
@@ -118,11 +122,12 @@ def test_chunk_documents_matches_the_plain_function(spark) -> None:
     text = "# T\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 30 for i in range(12))
     docs = spark.createDataFrame(
         [
-            ("s", "u1", "a.md", 1, None, None, "d1", "text/markdown", text, None, {}, "ok", None),
+            ("s", "u1", "a.md", 1, None, None, "d1", "text/markdown", text, None, {}, "ok", None,
+             None, None),
             ("s", "u2", "b.pdf", 1, None, None, "d2", "application/pdf", "p1\n\np2", 2,
-             {"page_starts": "0,4"}, "ok", None),
+             {"page_starts": "0,4"}, "ok", None, None, None),
             ("s", "u3", "c.pdf", 1, None, None, "d3", "application/pdf", None, None, {}, "error",
-             ("processing.corrupt", "bad", False)),
+             ("processing.corrupt", "bad", False), None, None),
         ],
         DOCUMENTS_SCHEMA,
     )  # fmt: skip

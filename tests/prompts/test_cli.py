@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from fmf_spark.cli import main
+from fmf_spark.cli.app import run_prompt_tests
 from fmf_spark.prompts.model import PromptExpectation
 from fmf_spark.prompts.registry import PromptRegistry
-from fmf_spark.prompts.testing import check_expectation, run_prompt_tests
+from fmf_spark.prompts.testing import check_expectation
 from tests.prompts.test_registry import V1, greet, write_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,7 @@ def test_register_list_show_and_refuse_a_change(tmp_path: Path, capsys) -> None:
     assert "register greet#2" in err
 
 
+@pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
 def test_register_mirrors_to_mlflow(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "prompts"
     path = write_prompt(folder, greet({"1": V1}))
@@ -99,7 +101,7 @@ def test_prompt_tests_run_against_the_simulator(spark) -> None:
         ROOT / "conf" / "fmf.yaml",
         profile="local",
         environ={},
-        overrides=["inference.simulator.latency_ms=1"],
+        overrides=["inference.providers.simulator.server.latency_ms=1"],
     )
     version = PromptRegistry(ROOT / "prompts").get("summarize_chunk#1")
     [result] = run_prompt_tests(spark, version, cfg)

@@ -10,7 +10,6 @@ answer ``404 SecretNotFound`` in Key Vault's error shape.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from tests.servers.http import send_json
 
 TOKEN = "local-kv-token"
 
@@ -77,14 +78,7 @@ def _handler(state: KeyVaultState, base_url: list[str]) -> type[BaseHTTPRequestH
         def _send(
             self, status: int, body: dict | None, headers: dict[str, str] | None = None
         ) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body, headers, "application/json; charset=utf-8")
 
         def do_GET(self) -> None:
             state.requests.append(self.path)

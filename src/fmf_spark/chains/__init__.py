@@ -2,7 +2,8 @@
 
 - :func:`load_chain` / :class:`Chain`: the chain file format (:mod:`.model`).
 - :func:`plan_chain`: validate a whole chain against the config and prompt registry.
-- :func:`run_chain`: process, run every step through inference, export, record the run.
+- :func:`run_chain`: process, run every step through inference, export, record the run,
+  with the connector, providers and sinks built by the composition root (:class:`RunParts`).
 - :func:`dry_run`: the same plan without model calls (calls, tokens, cost per step).
 
 Importing this package imports neither pyspark nor pandas (``fmf --help`` stays fast).
@@ -15,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 from fmf_spark.chains.model import Chain, ChainStep, load_chain
 
 if TYPE_CHECKING:
+    from fmf_spark.chains.dry_run import dry_run
     from fmf_spark.chains.plan import ChainPlan, plan_chain
-    from fmf_spark.chains.runner import ChainResult, dry_run, run_chain
+    from fmf_spark.chains.runner import ChainResult, RunParts, run_chain
 
 _LAZY = {
     "plan_chain": "fmf_spark.chains.plan",
     "ChainPlan": "fmf_spark.chains.plan",
     "run_chain": "fmf_spark.chains.runner",
-    "dry_run": "fmf_spark.chains.runner",
+    "dry_run": "fmf_spark.chains.dry_run",
     "ChainResult": "fmf_spark.chains.runner",
+    "RunParts": "fmf_spark.chains.runner",
 }
 
 
@@ -40,6 +43,7 @@ __all__ = [
     "ChainPlan",
     "ChainResult",
     "ChainStep",
+    "RunParts",
     "dry_run",
     "load_chain",
     "plan_chain",

@@ -67,92 +67,148 @@ def step_frame(
     """
     from pyspark.sql import functions as F
 
-    docs = documents.where(F.col("status") == "ok").select(
-        "doc_id", F.struct(*[F.col(c) for c in DOC_COLUMNS]).alias("doc")
+    frame = _StepFrame(plan, documents, chunks, outputs_of)
+    for i, (ref, mode) in enumerate(plan.refs):
+        frame.add(ref, mode, f"_v{i}", f"_ok{i}")
+    upstream_ok, upstream_error = frame.upstream()
+    return frame.base.select(
+        "doc_id",
+        "chunk_id",
+        _messages(plan, frame.names).alias("messages"),
+        upstream_ok.alias("upstream_ok"),
+        F.when(~upstream_ok, upstream_error).alias("upstream_error"),
     )
-    chk = chunks.select(
-        "doc_id", "chunk_id", F.struct(*[F.col(c) for c in CHUNK_COLUMNS]).alias("chunk")
-    )
-    spark = documents.sparkSession
-    if plan.scope == "chunk":
-        base = chk.join(docs, "doc_id", "left")
-    elif plan.scope == "document":
-        base = docs.join(chunks.select("doc_id").distinct(), "doc_id", "left_semi").withColumn(
-            "chunk_id", F.lit(None).cast("string")
+
+
+class _StepFrame:
+    """One step's rows, one column per reference (its value, and whether it is there)."""
+
+    def __init__(
+        self, plan: StepPlan, documents: DataFrame, chunks: DataFrame, outputs_of: OutputsOf
+    ) -> None:
+        from pyspark.sql import functions as F
+
+        self.plan = plan
+        self.documents = documents
+        self.chunks = chunks
+        self.outputs_of = outputs_of
+        self.docs = documents.where(F.col("status") == "ok").select(
+            "doc_id", F.struct(*[F.col(c) for c in DOC_COLUMNS]).alias("doc")
         )
-    else:
-        base = spark.range(1).select(
+        self.chk = chunks.select(
+            "doc_id", "chunk_id", F.struct(*[F.col(c) for c in CHUNK_COLUMNS]).alias("chunk")
+        )
+        self.base = self._scope_rows()
+        #: the column holding each reference's value
+        self.names: dict[Ref, str] = {}
+        #: the references to earlier steps, with the column saying they have an answer
+        self.ok_columns: list[tuple[Ref, str]] = []
+
+    def _scope_rows(self) -> DataFrame:
+        """One row per chunk, per document with chunks, or one for the run."""
+        from pyspark.sql import functions as F
+
+        scope = self.plan.scope
+        if scope == "chunk":
+            return self.chk.join(self.docs, "doc_id", "left")
+        if scope == "document":
+            with_chunks = self.chunks.select("doc_id").distinct()
+            return self.docs.join(with_chunks, "doc_id", "left_semi").withColumn(
+                "chunk_id", F.lit(None).cast("string")
+            )
+        return self.documents.sparkSession.range(1).select(
             F.lit(None).cast("string").alias("doc_id"), F.lit(None).cast("string").alias("chunk_id")
         )
 
-    names: dict[Ref, str] = {}
-    ok_columns: list[tuple[Ref, str]] = []
-    sep = plan.step.separator
-    for i, (ref, mode) in enumerate(plan.refs):
-        value, ok = f"_v{i}", f"_ok{i}"
-        names[ref] = value
+    def add(self, ref: Ref, mode: str, value: str, ok: str) -> None:
+        """Add the column ``value`` holding ``ref`` (and ``ok`` for an earlier step's)."""
+        from pyspark.sql import functions as F
+
+        self.names[ref] = value
         if ref.kind in ("chunk", "doc") and mode == "direct":
-            base = base.withColumn(value, _field(F.col(ref.kind), ref).cast("string"))
-            continue
-        if ref.kind == "chunk":  # gathered per document, in chunk order
-            agg = chk.groupBy("doc_id").agg(
-                _gather(
-                    [F.col("chunk.chunk_index"), F.col("chunk_id")],
-                    _field(F.col("chunk"), ref).cast("string"),
-                    F.lit(True),
-                    sep,
-                ).alias(value)
-            )
-            base = base.join(agg, "doc_id", "left")
-            continue
+            self.base = self.base.withColumn(value, _field(F.col(ref.kind), ref).cast("string"))
+        elif ref.kind == "chunk":
+            self.base = self.base.join(self._chunks_gathered(ref, value), "doc_id", "left")
+        else:
+            self.ok_columns.append((ref, ok))
+            self._join_step(ref, mode, value, ok)
+
+    def _chunks_gathered(self, ref: Ref, value: str) -> DataFrame:
+        """A chunk field gathered per document, in chunk order."""
+        from pyspark.sql import functions as F
+
+        return self.chk.groupBy("doc_id").agg(
+            _gather(
+                [F.col("chunk.chunk_index"), F.col("chunk_id")],
+                _field(F.col("chunk"), ref).cast("string"),
+                F.lit(True),
+                self.plan.step.separator,
+            ).alias(value)
+        )
+
+    def _join_step(self, ref: Ref, mode: str, value: str, ok: str) -> None:
+        """Join an earlier step's answers the way ``mode`` says."""
+        from pyspark.sql import functions as F
+
         if ref.step is None:  # parse_ref always sets it for steps./all.; keeps mypy honest
             raise ChainError(f"{ref.text} names no step")
-        out = outputs_of(ref.step)
-        out_value = _output_value(ref)
-        out_ok = F.col("status") == "ok"
-        ok_columns.append((ref, ok))
+        out = self.outputs_of(ref.step)
+        out_value, out_ok = _output_value(ref), F.col("status") == "ok"
+        sep = self.plan.step.separator
         if mode == "join_chunk":
             side = out.select("chunk_id", out_value.alias(value), out_ok.alias(ok))
-            base = base.join(side, "chunk_id", "left")
+            self.base = self.base.join(side, "chunk_id", "left")
         elif mode == "join_doc":
             side = out.select("doc_id", out_value.alias(value), out_ok.alias(ok))
-            base = base.join(side, "doc_id", "left")
+            self.base = self.base.join(side, "doc_id", "left")
         elif mode == "gather_chunks":
-            ordered = out.join(chunks.select("chunk_id", "chunk_index"), "chunk_id", "left")
+            ordered = out.join(self.chunks.select("chunk_id", "chunk_index"), "chunk_id", "left")
             side = ordered.groupBy("doc_id").agg(
                 _gather([F.col("chunk_index"), F.col("chunk_id")], out_value, out_ok, sep).alias(
                     value
                 ),
                 F.max(out_ok.cast("int")).eqNullSafe(1).alias(ok),
             )
-            base = base.join(side, "doc_id", "left")
+            self.base = self.base.join(side, "doc_id", "left")
         elif ref.kind == "steps":  # broadcast of an all-scope step's single output
             side = out.select(out_value.alias(value), out_ok.alias(ok)).limit(1)
-            base = base.join(side, F.lit(True), "left")
+            self.base = self.base.join(side, F.lit(True), "left")
         else:  # ${all.<step>...}: every output of the step, in document then chunk order
-            ordered = out.join(chunks.select("chunk_id", "chunk_index"), "chunk_id", "left").join(
-                documents.select("doc_id", F.col("path").alias("_path")), "doc_id", "left"
-            )
-            side = ordered.agg(
-                _gather(
-                    # document-scope outputs have no chunk: they sort by path alone
-                    [
-                        F.coalesce(F.col("_path"), F.lit("")),
-                        F.coalesce(F.col("chunk_index"), F.lit(-1)),
-                        F.coalesce(F.col("doc_id"), F.lit("")),
-                        F.coalesce(F.col("chunk_id"), F.lit("")),
-                    ],
-                    out_value,
-                    out_ok,
-                    sep,
-                ).alias(value),
-                F.max(out_ok.cast("int")).eqNullSafe(1).alias(ok),
-            )
-            base = base.join(side, F.lit(True), "left")
+            side = self._all_outputs(out, out_value, value, ok)
+            self.base = self.base.join(side, F.lit(True), "left")
 
-    if ok_columns:
+    def _all_outputs(self, out: DataFrame, out_value: Column, value: str, ok: str) -> DataFrame:
+        """Every answer of a step gathered in one row, in document then chunk order."""
+        from pyspark.sql import functions as F
+
+        ordered = out.join(self.chunks.select("chunk_id", "chunk_index"), "chunk_id", "left").join(
+            self.documents.select("doc_id", F.col("path").alias("_path")), "doc_id", "left"
+        )
+        out_ok = F.col("status") == "ok"
+        return ordered.agg(
+            _gather(
+                # document-scope outputs have no chunk: they sort by path alone
+                [
+                    F.coalesce(F.col("_path"), F.lit("")),
+                    F.coalesce(F.col("chunk_index"), F.lit(-1)),
+                    F.coalesce(F.col("doc_id"), F.lit("")),
+                    F.coalesce(F.col("chunk_id"), F.lit("")),
+                ],
+                out_value,
+                out_ok,
+                self.plan.step.separator,
+            ).alias(value),
+            F.max(out_ok.cast("int")).eqNullSafe(1).alias(ok),
+        )
+
+    def upstream(self) -> tuple[Column, Column]:
+        """Whether every referenced earlier step answered this row, and if not, why."""
+        from pyspark.sql import functions as F
+
+        if not self.ok_columns:
+            return F.lit(True), F.lit(None).cast("string")
         upstream_ok = F.lit(True)
-        for _, ok in ok_columns:
+        for _, ok in self.ok_columns:
             upstream_ok = upstream_ok & F.coalesce(F.col(ok), F.lit(False))
         upstream_error = F.concat_ws(
             "; ",
@@ -161,19 +217,10 @@ def step_frame(
                     ~F.coalesce(F.col(ok), F.lit(False)),
                     F.lit(f"{ref.text}: step '{ref.step}' has no successful output for this row"),
                 )
-                for ref, ok in ok_columns
+                for ref, ok in self.ok_columns
             ],
         )
-    else:
-        upstream_ok, upstream_error = F.lit(True), F.lit(None).cast("string")
-
-    return base.select(
-        "doc_id",
-        "chunk_id",
-        _messages(plan, names).alias("messages"),
-        upstream_ok.alias("upstream_ok"),
-        F.when(~upstream_ok, upstream_error).alias("upstream_error"),
-    )
+        return upstream_ok, upstream_error
 
 
 def _field(struct: Column, ref: Ref) -> Column:
@@ -229,7 +276,7 @@ def upstream_error_rows(frame: DataFrame, plan: StepPlan) -> DataFrame:
     """Rows of ``frame`` whose upstream failed, as error rows in OUTPUTS_SCHEMA."""
     from pyspark.sql import functions as F
 
-    from fmf_spark.schemas import OUTPUTS_SCHEMA, STATUS_ERROR
+    from fmf_spark.schemas import OUTPUTS_SCHEMA, STATUS_ERROR, error_column
 
     prompt = plan.prompt
     key = F.concat_ws(
@@ -256,11 +303,7 @@ def upstream_error_rows(frame: DataFrame, plan: StepPlan) -> DataFrame:
         F.lit(0).alias("latency_ms"),
         F.lit(0).alias("attempts"),
         F.lit(STATUS_ERROR).alias("status"),
-        F.struct(
-            F.lit(UPSTREAM_FAILED).alias("code"),
-            F.col("upstream_error").alias("message"),
-            # a rerun succeeds once the upstream step does
-            F.lit(True).alias("retryable"),
-        ).alias("error"),
+        # retryable: a rerun succeeds once the upstream step does
+        error_column(UPSTREAM_FAILED, F.col("upstream_error"), True).alias("error"),
     )
     return rows.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in OUTPUTS_SCHEMA])

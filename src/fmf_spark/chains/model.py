@@ -139,7 +139,7 @@ def load_chain(path: str | Path) -> Chain:
         ChainError: unreadable file or a field that does not match the format.
     """
     from fmf_spark.errors import FmfError
-    from fmf_spark.observability.run import read_text
+    from fmf_spark.storage import read_text
 
     try:
         text = read_text(str(path))

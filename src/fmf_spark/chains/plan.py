@@ -62,9 +62,19 @@ class StepPlan:
 
 @dataclass
 class ChainPlan:
+    """A validated chain: its steps, and the config it runs with.
+
+    Attributes:
+        chain: the chain.
+        config: the config it was validated against.
+        steps: the validated steps, in order.
+        effective_config: ``config`` with the chain's ``processing`` overrides merged in.
+    """
+
     chain: Chain
     config: FmfConfig
     steps: list[StepPlan]
+    effective_config: FmfConfig
 
     def step(self, step_id: str) -> StepPlan:
         for plan in self.steps:
@@ -74,15 +84,9 @@ class ChainPlan:
 
 
 def provider_model(config: FmfConfig, provider: str) -> str | None:
-    """The model name a provider calls (for prices and lineage)."""
-    spec: Any = config.inference.providers.get(provider)
-    if spec is None:
-        return None
-    return (
-        getattr(spec, "model", None)
-        or getattr(spec, "model_id", None)
-        or getattr(spec, "deployment", None)
-    )
+    """The model name a provider calls (for prices and lineage), as the provider says."""
+    spec = config.inference.providers.get(provider)
+    return None if spec is None else spec.model_name()
 
 
 def effective_config(config: FmfConfig, chain: Chain) -> FmfConfig:
@@ -116,8 +120,9 @@ def plan_chain(chain: Chain, config: FmfConfig, registry: PromptRegistry) -> Cha
             f"inputs.connector '{chain.inputs.connector}' is not in the config's connectors "
             f"({', '.join(sorted(config.connectors)) or 'none'})"
         )
+    effective = config
     try:
-        effective_config(config, chain)
+        effective = effective_config(config, chain)
     except ChainError as exc:
         problems.append(exc.message)
     for i, output in enumerate(chain.outputs):
@@ -146,7 +151,7 @@ def plan_chain(chain: Chain, config: FmfConfig, registry: PromptRegistry) -> Cha
             f"chain {where} is invalid:\n  - " + "\n  - ".join(problems),
             hint="fix the chain file; nothing was run",
         )
-    return ChainPlan(chain, config, plans)
+    return ChainPlan(chain, config, plans, effective)
 
 
 def _plan_step(

@@ -1,6 +1,7 @@
 """Run a chain on DataFrames: process the inputs, run each step through inference, export.
 
-:func:`run_chain` is the whole pipeline of ``fmf run --chain``:
+:func:`run_chain` is the whole pipeline of ``fmf run --chain``, one step per method of
+:class:`ChainRun`:
 
 1. validate the chain completely (:func:`~fmf_spark.chains.plan.plan_chain`);
 2. ``process`` the connector's files into the run's ``documents`` and ``chunks`` tables;
@@ -10,50 +11,89 @@
 4. export the outputs table to each ``outputs: - export: <sink>``;
 5. write ``run.yaml`` and the MLflow run (also when a stage fails).
 
+The connector, providers and sinks come built and prechecked (:class:`RunParts`): the
+composition root (:mod:`fmf_spark.cli.app`) makes them before any Spark job, starts the
+local simulator when a provider says ``type: simulator``, and calls this module. This
+layer starts nothing and imports no sink: a sink is anything with :meth:`Sink.export`.
+
 Each step's outputs are written before the next step starts, so the model is called
 once per row (reading a lazily evaluated ``infer`` result twice would call twice), and
 a failed run keeps what it produced. Metrics come from the tables the executors wrote,
 not from estimates.
-
-:func:`dry_run` builds the same rows without calling anything: the plan, calls per step
-(the same row-building code as the real run, so the count is what a real run makes on
-a clean pass), and estimated tokens and cost per step.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
-# module level: pandas_udf resolves the string annotations in the module's globals
-import pandas as pd
-
-from fmf_spark.chains.frames import UPSTREAM_FAILED, step_frame, upstream_error_rows
+from fmf_spark.chains.frames import step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
-from fmf_spark.chains.plan import ChainPlan, StepPlan, effective_config, plan_chain
+from fmf_spark.chains.plan import ChainPlan, StepPlan, plan_chain
 from fmf_spark.chains.progress import StageProgress
 from fmf_spark.errors import ChainError, QuotaExhausted
+from fmf_spark.inference import InferenceStep, infer
+from fmf_spark.inference.cache import cache_location
+from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.run import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
     PromptUse,
     RunContext,
-    join_uri,
 )
+from fmf_spark.processing.pipeline import process
+from fmf_spark.storage import join_uri, parent_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from fmf_spark.config.models import FmfConfig
-    from fmf_spark.config.secrets import SecretResolver
+    from fmf_spark.connectors.base import DataConnector
+    from fmf_spark.inference.providers import ProviderRuntime
     from fmf_spark.prompts.registry import PromptRegistry
 
 log = get_logger(__name__)
 
 Emit = Callable[[str], None]
+
+
+class ExportOutcome(Protocol):
+    """What a sink reports after an export (``ExportResult``)."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class Sink(Protocol):
+    """A sink built and prechecked by the composition root (``exporters.Sink``)."""
+
+    name: str
+
+    def export(
+        self,
+        spark: SparkSession,
+        input_path: str,
+        *,
+        run_id: str,
+        checkpoint_root: str | None = None,
+    ) -> ExportOutcome: ...
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """The built, prechecked plug-ins one chain run uses.
+
+    Attributes:
+        connector: the chain's input connector.
+        providers: the providers of its steps, by name.
+        sinks: the sinks of its outputs, by name.
+    """
+
+    connector: DataConnector
+    providers: Mapping[str, ProviderRuntime]
+    sinks: Mapping[str, Sink]
 
 
 @dataclass
@@ -78,6 +118,22 @@ class StepSummary:
     retries: int = 0
     seconds: float = 0.0
 
+    @classmethod
+    def of(cls, plan: StepPlan) -> StepSummary:
+        return cls(
+            id=plan.id,
+            scope=plan.scope,
+            prompt=plan.prompt.ref,
+            prompt_hash=plan.prompt.content_hash,
+            provider=plan.provider,
+            model=plan.model,
+        )
+
+    def count(self, metrics: OutputMetrics) -> None:
+        """Take the step's counts from its rows of the outputs table."""
+        for key, value in metrics.as_dict().items():
+            setattr(self, key, value)
+
     def metrics(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("id", "prompt", "prompt_hash", "provider", "model", "scope"):
@@ -87,7 +143,7 @@ class StepSummary:
 
 @dataclass
 class ChainResult:
-    """The outcome of :func:`run_chain` or :func:`dry_run`."""
+    """The outcome of :func:`run_chain` or :func:`~fmf_spark.chains.dry_run.dry_run`."""
 
     chain: str
     dry_run: bool
@@ -132,20 +188,8 @@ class ChainResult:
         }
 
 
-def _summary(plan: StepPlan) -> StepSummary:
-    return StepSummary(
-        id=plan.id,
-        scope=plan.scope,
-        prompt=plan.prompt.ref,
-        prompt_hash=plan.prompt.content_hash,
-        provider=plan.provider,
-        model=plan.model,
-    )
-
-
-def _inference_step(plan: StepPlan) -> Any:
-    from fmf_spark.inference import InferenceStep
-
+def inference_step(plan: StepPlan) -> InferenceStep:
+    """The inference call of a validated step."""
     return InferenceStep(
         step=plan.id,
         provider=plan.provider,
@@ -159,54 +203,6 @@ def _inference_step(plan: StepPlan) -> Any:
         concurrency=plan.concurrency,
         repair_retry=plan.step.params.repair_retry,
     )
-
-
-def summarize_outputs(outputs: DataFrame, summary: StepSummary) -> StepSummary:
-    """Fill ``summary`` from a step's rows of the outputs table.
-
-    Rows with the same ``request_id`` share one call (the inference runner calls each
-    distinct request once), so calls, tokens, cost and retries are summed over distinct
-    requests; ``rows``, ``ok`` and ``failed`` count rows. A request with ``attempts = 0``
-    was answered from the cache (or never sent: an upstream failure).
-    """
-    from pyspark.sql import functions as F
-
-    is_error = F.col("status") == "error"
-    row = outputs.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
-        F.sum(F.when(is_error, 1).otherwise(0)).alias("failed"),
-    ).first()
-    attempts = F.coalesce(F.col("attempts"), F.lit(0))
-    skipped = F.coalesce(F.col("error.code") == UPSTREAM_FAILED, F.lit(False))
-    requests = outputs.where(~skipped).dropDuplicates(["request_id"])
-    called = attempts > 0
-    req = requests.agg(
-        F.sum(F.when(called, 1).otherwise(0)).alias("calls"),
-        F.sum(F.when(~called, 1).otherwise(0)).alias("cached"),
-        F.sum(F.when(called, F.coalesce(F.col("prompt_tokens"), F.lit(0)))).alias("p"),
-        F.sum(F.when(called, F.coalesce(F.col("completion_tokens"), F.lit(0)))).alias("c"),
-        F.sum(F.when(called, F.coalesce(F.col("cost_usd"), F.lit(0.0)))).alias("cost"),
-        F.sum(F.greatest(attempts - 1, F.lit(0))).alias("retries"),
-    ).first()
-    if row is None or req is None:  # agg without groupBy always returns a row
-        return summary
-    summary.rows = int(row["rows"] or 0)
-    summary.ok = int(row["ok"] or 0)
-    summary.failed = int(row["failed"] or 0)
-    summary.calls = int(req["calls"] or 0)
-    summary.cached = int(req["cached"] or 0)
-    summary.prompt_tokens = int(req["p"] or 0)
-    summary.completion_tokens = int(req["c"] or 0)
-    summary.cost_usd = round(float(req["cost"] or 0.0), 8)
-    summary.retries = int(req["retries"] or 0)
-    if summary.failed:
-        codes = outputs.where(is_error).groupBy(F.col("error.code").alias("code")).count()
-        summary.failures_by_code = {
-            str(r["code"]): int(r["count"])
-            for r in codes.collect()  # one row per error code
-        }
-    return summary
 
 
 def _check_failures(plan: StepPlan, summary: StepSummary) -> None:
@@ -225,7 +221,8 @@ def _check_failures(plan: StepPlan, summary: StepSummary) -> None:
         )
 
 
-def _document_counts(documents: DataFrame, chunks: DataFrame) -> tuple[int, int, int]:
+def document_counts(documents: DataFrame, chunks: DataFrame) -> tuple[int, int, int]:
+    """(documents, documents that failed, chunks)."""
     from pyspark.sql import functions as F
 
     row = documents.agg(
@@ -237,25 +234,211 @@ def _document_counts(documents: DataFrame, chunks: DataFrame) -> tuple[int, int,
     return n_docs, n_failed, chunks.count()
 
 
+class ChainRun:
+    """One recorded run of a validated chain.
+
+    Used as a context manager, it writes ``run.yaml`` and the MLflow run however the
+    block ends: a failure (a precheck, a stage) is recorded, then raised again.
+
+    Example:
+        >>> with ChainRun(plan, registry) as run:  # doctest: +SKIP
+        ...     run.execute(spark, parts, emit=print)
+        >>> run.result.run_yaml  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, plan: ChainPlan, registry: PromptRegistry, artefacts_root: str | None = None
+    ) -> None:
+        chain = plan.chain
+        self.plan = plan
+        self.config = plan.effective_config
+        self.ctx = RunContext.start(self.config, chain.path, artefacts_root)
+        self.ctx.chain_name = chain.name
+        self.ctx.chain_text = chain.text
+        for step in plan.steps:
+            self.ctx.record_prompt(
+                PromptUse(
+                    step=step.id,
+                    id=step.prompt.id,
+                    version=step.prompt.version,
+                    hash=step.prompt.content_hash,
+                    registered=registry.is_registered(step.prompt),
+                    provider=step.provider,
+                    model=step.model,
+                    scope=step.scope,
+                ),
+                step.prompt,
+            )
+        self.result = ChainResult(
+            chain.name, False, 0, 0, 0, [], run_id=self.ctx.run_id, run_dir=self.ctx.run_dir
+        )
+        self.outputs_path = join_uri(self.ctx.run_dir, "outputs")
+        # the request cache is shared by every run under the same artefacts root
+        self.cache_path = (
+            cache_location(parent_uri(self.ctx.run_dir)) if self.config.inference.cache else None
+        )
+
+    def __enter__(self) -> ChainRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.ctx.add_metrics(self.result.totals())
+        self.ctx.add_metrics({"steps": {s.id: s.metrics() for s in self.result.steps}})
+        if exc is not None:
+            self.result.run_yaml = self.ctx.finish(STATUS_FAILED, exc)
+            return
+        self.result.run_yaml = self.ctx.finish(STATUS_SUCCEEDED)
+        self.result.timings = dict(self.ctx.timings)
+        self.result.mlflow_run_id = self.ctx.mlflow.get("run_id")
+
+    def execute(self, spark: SparkSession, parts: RunParts, emit: Emit | None = None) -> None:
+        """Process the inputs, run every step, export: the stages of the run."""
+        documents, chunks = self.process(spark, parts.connector, emit)
+        for step in self.plan.steps:
+            self.run_step(spark, step, documents, chunks, parts.providers[step.provider], emit)
+        self.result.outputs_path = self.outputs_path
+        for output in self.plan.chain.outputs:
+            self.export(spark, parts.sinks[output.export], emit)
+
+    def process(
+        self, spark: SparkSession, connector: DataConnector, emit: Emit | None
+    ) -> tuple[DataFrame, DataFrame]:
+        """Read, parse and chunk the inputs into the run's documents and chunks tables."""
+        inputs, ctx = self.plan.chain.inputs, self.ctx
+        with ctx.stage("process"), StageProgress(spark, "process", emit):
+            processed = process(
+                spark,
+                self.config,
+                inputs.connector,
+                inputs.select,
+                ctx.run_dir,
+                connector=connector,
+            )
+        ctx.record_output("documents", processed.documents_path)
+        ctx.record_output("chunks", processed.chunks_path)
+        documents = spark.read.format("delta").load(processed.documents_path)
+        chunks = spark.read.format("delta").load(processed.chunks_path)
+        result = self.result
+        result.documents, result.documents_failed, result.chunks = document_counts(
+            documents, chunks
+        )
+        _say(
+            emit,
+            f"processed {result.documents} documents ({result.documents_failed} failed), "
+            f"{result.chunks} chunks",
+        )
+        return documents, chunks
+
+    def _outputs_of(self, spark: SparkSession, step_id: str) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        table = spark.read.format("delta").load(self.outputs_path)
+        return table.where(F.col("step") == step_id)
+
+    def run_step(
+        self,
+        spark: SparkSession,
+        step: StepPlan,
+        documents: DataFrame,
+        chunks: DataFrame,
+        provider: ProviderRuntime,
+        emit: Emit | None,
+    ) -> None:
+        """One step: its rows, one inference call over them, saved to the outputs."""
+        from pyspark.sql import functions as F
+
+        summary = StepSummary.of(step)
+        self.result.steps.append(summary)
+        stage = f"step.{step.id}"
+        with self.ctx.stage(stage), StageProgress(spark, f"step {step.id}", emit):
+            frame = step_frame(step, documents, chunks, lambda s: self._outputs_of(spark, s))
+            calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
+            upstream_failed = upstream_error_rows(frame, step)
+            try:
+                answered = infer(
+                    calls,
+                    inference_step(step),
+                    self.config,
+                    cache_path=self.cache_path,
+                    provider=provider,
+                )
+            except QuotaExhausted as exc:
+                # keep what was paid for: the partial answers go to the outputs and the
+                # cache, so the rerun after the quota resets calls only the rest
+                if exc.partial is not None:
+                    self._save(exc.partial.unionByName(upstream_failed), step.id)
+                    summary.count(output_metrics(self._outputs_of(spark, step.id)))
+                raise
+            self._save(answered.unionByName(upstream_failed), step.id)
+            self.ctx.record_output("outputs", self.outputs_path)
+            summary.count(output_metrics(self._outputs_of(spark, step.id)))
+        summary.seconds = round(self.ctx.timings[stage], 3)
+        _say(
+            emit, f"step {step.id}: {summary.calls} calls, {summary.ok} ok, {summary.failed} failed"
+        )
+        _check_failures(step, summary)
+
+    def _save(self, rows: DataFrame, step_id: str) -> None:
+        """Append a step's rows to the run's outputs, and its new answers to the cache."""
+        from pyspark.sql import functions as F
+
+        rows.write.format("delta").mode("append").save(self.outputs_path)
+        if self.cache_path is not None:
+            # read back from the table just written (each step is written once per run),
+            # so nothing upstream is evaluated again
+            saved = rows.sparkSession.read.format("delta").load(self.outputs_path)
+            fresh = saved.where(
+                (F.col("step") == step_id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
+            )
+            fresh.dropDuplicates(["request_id"]).write.format("delta").mode("append").save(
+                self.cache_path
+            )
+
+    def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:
+        """Export the outputs table to one sink; record its counts."""
+        ctx = self.ctx
+        with ctx.stage(f"export.{sink.name}"), StageProgress(spark, f"export {sink.name}", emit):
+            exported = sink.export(
+                spark,
+                self.outputs_path,
+                run_id=ctx.run_id,
+                checkpoint_root=join_uri(ctx.run_dir, "_checkpoints"),
+            )
+        record = exported.as_dict()
+        ctx.record_export(record)
+        counts = {k: v for k, v in record.items() if isinstance(v, int)}
+        ctx.add_metrics({"exports": {sink.name: counts}})
+        self.result.exports.append(record)
+
+
 def run_chain(
     spark: SparkSession,
     chain: Chain,
     config: FmfConfig,
+    parts: RunParts,
     *,
     registry: PromptRegistry | None = None,
     artefacts_root: str | None = None,
-    resolver: SecretResolver | None = None,
     emit: Emit | None = None,
 ) -> ChainResult:
-    """Run ``chain`` end to end; see the module docstring.
+    """Run ``chain`` end to end with plug-ins already built; see the module docstring.
+
+    The composition root's :func:`fmf_spark.cli.app.run_chain` builds and prechecks the
+    parts (and starts the simulator) inside the recorded run, then calls
+    :meth:`ChainRun.execute`; call this one when you built the parts yourself.
 
     Args:
         spark: the session.
         chain: the loaded chain (:func:`~fmf_spark.chains.model.load_chain`).
         config: the merged config.
+        parts: the connector, providers and sinks the chain names, built and prechecked.
         registry: the prompt registry; default ``PromptRegistry(config.prompts.dir)``.
         artefacts_root: overrides ``config.artefacts.root``.
-        resolver: secret resolver passed to connectors, inference and exporters.
         emit: where progress lines go (``None``: only the log).
 
     Returns:
@@ -269,155 +452,9 @@ def run_chain(
 
     registry = registry or PromptRegistry(config.prompts.dir)
     plan = plan_chain(chain, config, registry)
-    cfg = effective_config(config, chain)
-    ctx = RunContext.start(cfg, chain.path, artefacts_root)
-    ctx.chain_name = chain.name
-    ctx.chain_text = chain.text
-    for step in plan.steps:
-        ctx.record_prompt(
-            PromptUse(
-                step=step.id,
-                id=step.prompt.id,
-                version=step.prompt.version,
-                hash=step.prompt.content_hash,
-                registered=registry.is_registered(step.prompt),
-                provider=step.provider,
-                model=step.model,
-                scope=step.scope,
-            ),
-            step.prompt,
-        )
-    result = ChainResult(chain.name, False, 0, 0, 0, [], run_id=ctx.run_id, run_dir=ctx.run_dir)
-    try:
-        _run(spark, plan, cfg, ctx, result, resolver, emit)
-    except BaseException as exc:
-        _record_metrics(ctx, result)
-        result.run_yaml = ctx.finish(STATUS_FAILED, exc)
-        raise
-    _record_metrics(ctx, result)
-    result.run_yaml = ctx.finish(STATUS_SUCCEEDED)
-    result.timings = dict(ctx.timings)
-    result.mlflow_run_id = ctx.mlflow.get("run_id")
-    return result
-
-
-def _record_metrics(ctx: RunContext, result: ChainResult) -> None:
-    ctx.add_metrics(result.totals())
-    ctx.add_metrics({"steps": {s.id: s.metrics() for s in result.steps}})
-
-
-def _run(
-    spark: SparkSession,
-    plan: ChainPlan,
-    cfg: FmfConfig,
-    ctx: RunContext,
-    result: ChainResult,
-    resolver: SecretResolver | None,
-    emit: Emit | None,
-) -> None:
-    from pyspark.sql import functions as F
-
-    from fmf_spark.inference import infer
-    from fmf_spark.processing import process
-    from fmf_spark.simulator import ensure_simulator
-
-    chain = plan.chain
-    cfg = ensure_simulator(cfg)
-    with ctx.stage("process"), StageProgress(spark, "process", emit):
-        process(
-            spark, cfg, chain.inputs.connector, chain.inputs.select, ctx.run_dir, resolver=resolver
-        )
-    docs_path, chunks_path = join_uri(ctx.run_dir, "documents"), join_uri(ctx.run_dir, "chunks")
-    outputs_path = join_uri(ctx.run_dir, "outputs")
-    ctx.record_output("documents", docs_path)
-    ctx.record_output("chunks", chunks_path)
-    documents = spark.read.format("delta").load(docs_path)
-    chunks = spark.read.format("delta").load(chunks_path)
-    result.documents, result.documents_failed, result.chunks = _document_counts(documents, chunks)
-    _say(
-        emit,
-        f"processed {result.documents} documents ({result.documents_failed} failed), "
-        f"{result.chunks} chunks",
-    )
-
-    def outputs_of(step_id: str) -> DataFrame:
-        table = spark.read.format("delta").load(outputs_path)
-        return table.where(F.col("step") == step_id)
-
-    # the request_id cache is shared by every run under the same artefacts root
-    cache_path = cache_location(ctx.run_dir.rsplit("/", 1)[0]) if cfg.inference.cache else None
-    for step in plan.steps:
-        summary = _summary(step)
-        result.steps.append(summary)
-        with ctx.stage(f"step.{step.id}"), StageProgress(spark, f"step {step.id}", emit):
-            frame = step_frame(step, documents, chunks, outputs_of)
-            calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
-            try:
-                answered = infer(
-                    calls, _inference_step(step), cfg, cache_path=cache_path, resolver=resolver
-                )
-            except QuotaExhausted as exc:
-                # keep what was paid for: the partial answers go to the outputs and the
-                # cache, so the rerun after the quota resets calls only the rest
-                partial = getattr(exc, "partial", None)
-                if partial is not None:
-                    errors = upstream_error_rows(frame, step)
-                    _save_step(partial.unionByName(errors), step.id, outputs_path, cache_path)
-                    summarize_outputs(outputs_of(step.id), summary)
-                raise
-            errors = upstream_error_rows(frame, step)
-            _save_step(answered.unionByName(errors), step.id, outputs_path, cache_path)
-            ctx.record_output("outputs", outputs_path)
-            summarize_outputs(outputs_of(step.id), summary)
-        summary.seconds = round(ctx.timings[f"step.{step.id}"], 3)
-        _say(
-            emit, f"step {step.id}: {summary.calls} calls, {summary.ok} ok, {summary.failed} failed"
-        )
-        _check_failures(step, summary)
-    result.outputs_path = outputs_path
-
-    for output in chain.outputs:
-        from fmf_spark.exporters import export_table
-
-        with (
-            ctx.stage(f"export.{output.export}"),
-            StageProgress(spark, f"export {output.export}", emit),
-        ):
-            exported = export_table(
-                spark,
-                cfg,
-                output.export,
-                outputs_path,
-                run_id=ctx.run_id,
-                checkpoint_root=join_uri(ctx.run_dir, "_checkpoints"),
-                resolver=resolver,
-            )
-        record = exported.as_dict()
-        ctx.record_export(record)
-        ctx.add_metrics(
-            {"exports": {output.export: {k: v for k, v in record.items() if isinstance(v, int)}}}
-        )
-        result.exports.append(record)
-
-
-def cache_location(artefacts_root: str) -> str:
-    """The Delta table of answered requests shared by the runs under ``artefacts_root``."""
-    return join_uri(artefacts_root, "_cache", "outputs")
-
-
-def _save_step(rows: DataFrame, step_id: str, outputs_path: str, cache_path: str | None) -> None:
-    """Append a step's rows to the run's outputs, and its new answers to the cache."""
-    from pyspark.sql import functions as F
-
-    rows.write.format("delta").mode("append").save(outputs_path)
-    if cache_path is not None:
-        # read back from the table just written (each step is written once per run), so
-        # nothing upstream is evaluated again
-        saved = rows.sparkSession.read.format("delta").load(outputs_path)
-        fresh = saved.where(
-            (F.col("step") == step_id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
-        )
-        fresh.dropDuplicates(["request_id"]).write.format("delta").mode("append").save(cache_path)
+    with ChainRun(plan, registry, artefacts_root) as run:
+        run.execute(spark, parts, emit)
+    return run.result
 
 
 def _say(emit: Emit | None, line: str) -> None:
@@ -426,153 +463,3 @@ def _say(emit: Emit | None, line: str) -> None:
         emit(line)
     else:
         log.info(line)
-
-
-# --- dry run ------------------------------------------------------------------------------
-
-
-def _estimate_udf() -> Any:
-    """A pandas UDF: the prompt tokens the provider will charge for ``messages``."""
-    from pyspark.sql import functions as F
-
-    @F.pandas_udf("long")  # type: ignore[call-overload]
-    def estimate(messages: pd.Series) -> pd.Series:
-        from fmf_spark.inference.tokens import estimate_prompt_tokens
-
-        return messages.map(lambda m: estimate_prompt_tokens(m or "[]"))
-
-    return estimate
-
-
-def _placeholder_json(schema: dict[str, Any] | None, words: int) -> str | None:
-    """A stand-in answer with every top-level field, so later steps' sizes are estimated."""
-    if schema is None:
-        return None
-    props = list((schema.get("properties") or {}).keys())
-    if not props:
-        return "{}"
-    per = max(1, words // len(props))
-    return json.dumps({p: " ".join(["lorem"] * per) for p in props})
-
-
-def dry_run(
-    spark: SparkSession,
-    chain: Chain,
-    config: FmfConfig,
-    *,
-    registry: PromptRegistry | None = None,
-    resolver: SecretResolver | None = None,
-    artefacts_root: str | None = None,
-    documents: DataFrame | None = None,
-    chunks: DataFrame | None = None,
-) -> ChainResult:
-    """Plan ``chain`` without calling any model: calls, tokens and cost per step.
-
-    The connector is listed and the documents parsed and chunked (no model call, nothing
-    written), unless ``documents`` and ``chunks`` are given. Each step's rows are built by
-    the same code as the real run. A step's requests are exact when it reads no earlier
-    step, or only earlier steps whose every request is already in the cache (their cached
-    answers then feed it, as in the real run): distinct ``request_id`` values (computed
-    as the inference runner does) minus those in the cache. A step that reads answers
-    still to come sees stand-ins of ``max_tokens`` tokens: it counts one request per row
-    and its prompt tokens are an upper estimate. Completion tokens are ``max_tokens`` per
-    call, the most a call can cost.
-    """
-    from pyspark.sql import functions as F
-
-    from fmf_spark.inference.cost import cost_usd
-    from fmf_spark.inference.runner import request_prefix
-    from fmf_spark.prompts.registry import PromptRegistry
-
-    registry = registry or PromptRegistry(config.prompts.dir)
-    plan = plan_chain(chain, config, registry)
-    cfg = effective_config(config, chain)
-    if documents is None or chunks is None:
-        from fmf_spark.connectors import get_connector
-        from fmf_spark.processing import chunk_documents, parse_documents
-
-        files = get_connector(chain.inputs.connector, cfg, resolver).to_dataframe(
-            spark, chain.inputs.select
-        )
-        documents = parse_documents(files, cfg.processing).persist()
-        chunks = chunk_documents(documents, cfg.processing.chunking).persist()
-    n_docs, n_failed, n_chunks = _document_counts(documents, chunks)
-    result = ChainResult(chain.name, True, n_docs, n_failed, n_chunks, [])
-    cache = None
-    if cfg.inference.cache:
-        cache = _read_cache(spark, cache_location(artefacts_root or cfg.artefacts.root))
-    stand_ins: dict[str, DataFrame] = {}
-    #: steps whose rows are known exactly: they read no step, or only exact steps whose
-    #: every request is already in the cache (their stand-ins are the cached answers)
-    exact: set[str] = set()
-    persisted: list[DataFrame] = []
-    estimate = _estimate_udf()
-    for step in plan.steps:
-        summary = _summary(step)
-        frame = step_frame(step, documents, chunks, stand_ins.__getitem__)
-        words = max(1, int(step.max_tokens * 0.75))  # ~0.75 English words per token
-        prefix = request_prefix(_inference_step(step), step.model or "")
-        rows = frame.where(F.col("upstream_ok")).select(
-            "doc_id",
-            "chunk_id",
-            "messages",
-            F.sha2(F.concat(F.lit(prefix), F.col("messages")), 256).alias("request_id"),
-        )
-        rows = rows.persist()
-        persisted.append(rows)
-        is_exact = all(ref.step in exact for ref, _ in step.refs if ref.step is not None)
-        # exact rows: identical requests share one call, and cached ones make none
-        requests = rows.dropDuplicates(["request_id"]) if is_exact else rows
-        todo = requests
-        if cache is not None and is_exact:
-            todo = requests.join(cache.select("request_id"), "request_id", "left_anti")
-        agg = todo.agg(
-            F.count(F.lit(1)).alias("calls"),
-            F.sum(estimate(F.col("messages"))).alias("p"),
-        ).first()
-        summary.rows = rows.count()
-        summary.calls = int(agg["calls"] or 0) if agg else 0
-        summary.cached = requests.count() - summary.calls
-        summary.prompt_tokens = int(agg["p"] or 0) if agg else 0
-        summary.completion_tokens = summary.calls * step.max_tokens
-        if step.model:
-            cost = cost_usd(step.model, summary.prompt_tokens, summary.completion_tokens, cfg)
-            summary.cost_usd = round(cost or 0.0, 8)
-        if is_exact and cache is not None and summary.calls == 0:
-            exact.add(step.id)
-            answers = cache.select("request_id", "output_text", "output_json")
-            stand_ins[step.id] = rows.join(answers, "request_id").select(
-                "doc_id",
-                "chunk_id",
-                F.lit(step.id).alias("step"),
-                "output_text",
-                "output_json",
-                F.lit("ok").alias("status"),
-            )
-        else:  # answers still to come: later steps see stand-ins of max_tokens tokens
-            stand_ins[step.id] = rows.select(
-                "doc_id",
-                "chunk_id",
-                F.lit(step.id).alias("step"),
-                F.lit(" ".join(["lorem"] * words)).alias("output_text"),
-                F.lit(_placeholder_json(step.prompt.response_schema, words)).alias("output_json"),
-                F.lit("ok").alias("status"),
-            )
-        result.steps.append(summary)
-    for frame in persisted:
-        frame.unpersist()
-    return result
-
-
-def _read_cache(spark: SparkSession, path: str) -> DataFrame | None:
-    """The cached successful answers, one per ``request_id``; ``None`` without a cache."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.utils import AnalysisException
-
-    try:
-        table = spark.read.format("delta").load(path)
-        table.schema  # noqa: B018 - resolving the schema is what fails for a missing table
-    except AnalysisException:
-        return None
-    ok = table.where(F.col("status") == "ok")
-    return ok.select("request_id", "output_text", "output_json").dropDuplicates(["request_id"])

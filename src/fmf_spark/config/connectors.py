@@ -1,17 +1,27 @@
-"""Config models of the ``connectors`` section (one entry per named source)."""
+"""The fields every entry of the ``connectors`` section has.
+
+Each connector type adds its own fields in its module (``fmf_spark.connectors.s3``
+holds ``S3ConnectorConfig``...) and registers the model with its factory; the section
+accepts any registered type (:mod:`fmf_spark.config.plugins`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from fmf_spark.config.base import SecretRef, StrictModel
+from fmf_spark.config.base import StrictModel
+from fmf_spark.config.plugins import plugin_entry
+from fmf_spark.registry import CONNECTORS
 
 DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024
 
 
-class _ConnectorBase(StrictModel):
+class ConnectorConfig(StrictModel):
+    """Base of every connector's config model."""
+
+    type: str = Field(description="A registered connector type (local, s3, sharepoint...).")
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="Glob patterns kept.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns dropped.")
     max_file_bytes: int = Field(
@@ -19,50 +29,9 @@ class _ConnectorBase(StrictModel):
     )
 
 
-class LocalConnectorConfig(_ConnectorBase):
-    """Files under a local (or mounted: DBFS, Volumes) folder."""
-
-    type: Literal["local"] = "local"
-    root: str = Field(description="Folder to read from.")
-
-
-class S3ConnectorConfig(_ConnectorBase):
-    """Objects under an S3 bucket and prefix."""
-
-    type: Literal["s3"] = "s3"
-    bucket: str
-    prefix: str = ""
-    region: str | None = None
-    endpoint_url: str | None = Field(default=None, description="Override, e.g. a moto server.")
-    sse: Literal["AES256", "aws:kms"] | None = Field(
-        default=None, description="Server-side encryption."
-    )
-    kms_key_id: str | None = None
-    access_key_id: SecretRef | None = Field(
-        default=None, description="Default: the AWS credential chain."
-    )
-    secret_access_key: SecretRef | None = None
-
-
-class SharePointConnectorConfig(_ConnectorBase):
-    """Files in a SharePoint document library, through Microsoft Graph."""
-
-    type: Literal["sharepoint"] = "sharepoint"
-    graph_url: str = "https://graph.microsoft.com/v1.0"
-    authority_url: str = "https://login.microsoftonline.com"
-    tenant_id: str
-    client_id: str
-    client_secret: SecretRef | None = Field(default=None, description="Client-credential auth.")
-    certificate_path: str | None = Field(default=None, description="Certificate auth (PEM).")
-    certificate_thumbprint: str | None = None
-    site: str = Field(description="Site as 'host.sharepoint.com:/sites/name'.")
-    drive: str = Field(default="Documents", description="Document library name.")
-    folder: str = Field(default="", description="Folder path inside the library.")
-    max_retries: int = Field(default=5, ge=0)
-    max_backoff_s: float = Field(default=60.0, gt=0)
-
-
-ConnectorConfig = Annotated[
-    LocalConnectorConfig | S3ConnectorConfig | SharePointConnectorConfig,
-    Field(discriminator="type"),
-]
+#: one entry of ``connectors``: validated against its type's registered model (type
+#: checkers see the base, which is what code reading the section may rely on)
+if TYPE_CHECKING:
+    ConnectorEntry = ConnectorConfig
+else:
+    ConnectorEntry = plugin_entry(CONNECTORS, ConnectorConfig)

@@ -1,12 +1,14 @@
-"""Config models of the ``inference`` section: providers, limits, retries, prices."""
+"""Config models of the ``inference`` section: the provider base, limits, retries, prices."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from fmf_spark.config.base import SecretRef, StrictModel
+from fmf_spark.config.base import StrictModel
+from fmf_spark.config.plugins import plugin_entry
+from fmf_spark.registry import PROVIDERS
 
 
 class RateLimitConfig(StrictModel):
@@ -41,46 +43,34 @@ class RetryConfig(StrictModel):
     )
 
 
-class _ProviderBase(StrictModel):
+class ProviderConfig(StrictModel):
+    """Base of every provider's config model: quota, retries, concurrency, timeout.
+
+    Each provider type adds its own fields in its module (``fmf_spark.inference.bedrock``
+    holds ``BedrockProviderConfig``...), says which model it calls
+    (:meth:`model_name`), and registers the model with its client factory.
+    """
+
+    #: the provider gives back the unused part of ``max_tokens`` after the answer (Bedrock)
+    refunds_unused_completion: ClassVar[bool] = False
+
+    type: str = Field(description="A registered provider type (azure_openai, bedrock...).")
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     concurrency: int = Field(default=4, ge=1, description="Concurrent calls per Spark task.")
     timeout_s: float = Field(default=60.0, gt=0)
 
-
-class AzureOpenAIProviderConfig(_ProviderBase):
-    type: Literal["azure_openai"] = "azure_openai"
-    endpoint: str = Field(description="https://<resource>.openai.azure.com")
-    api_version: str = "2024-10-21"
-    deployment: str
-    model: str | None = Field(default=None, description="Model name for the price table.")
-    api_key: SecretRef | None = Field(
-        default=None, description="Default: Entra ID (azure-identity)."
-    )
+    def model_name(self) -> str:
+        """The model this provider calls: the name in the outputs and the price table."""
+        raise NotImplementedError(f"{type(self).__name__} must define model_name()")
 
 
-class OpenAIProviderConfig(_ProviderBase):
-    """The OpenAI API or any compatible endpoint (the local simulator)."""
-
-    type: Literal["openai"] = "openai"
-    base_url: str | None = None
-    model: str
-    api_key: SecretRef | None = None
-
-
-class BedrockProviderConfig(_ProviderBase):
-    type: Literal["bedrock"] = "bedrock"
-    region: str | None = None
-    model_id: str
-    endpoint_url: str | None = Field(default=None, description="Override, e.g. the simulator.")
-    access_key_id: SecretRef | None = None
-    secret_access_key: SecretRef | None = None
-
-
-ProviderConfig = Annotated[
-    AzureOpenAIProviderConfig | OpenAIProviderConfig | BedrockProviderConfig,
-    Field(discriminator="type"),
-]
+#: one entry of ``inference.providers``: validated against its type's registered model
+#: (type checkers see the base, which is what code reading the section may rely on)
+if TYPE_CHECKING:
+    ProviderEntry = ProviderConfig
+else:
+    ProviderEntry = plugin_entry(PROVIDERS, ProviderConfig)
 
 
 class ModelPrice(StrictModel):
@@ -88,24 +78,11 @@ class ModelPrice(StrictModel):
     output_per_1k: float = Field(ge=0, description="USD per 1,000 completion tokens.")
 
 
-class SimulatorConfig(StrictModel):
-    """The local rate-limited endpoint used by the `local` profile, tests and benchmarks."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port.")
-    requests_per_minute: int = Field(default=600, gt=0)
-    tokens_per_minute: int = Field(default=200_000, gt=0)
-    latency_ms: float = Field(default=20.0, ge=0)
-    window_s: float = Field(default=10.0, gt=0, description="Quota enforcement window.")
-    autostart: bool = Field(default=False, description="Start it in-process for the run.")
-
-
 class InferenceConfig(StrictModel):
     default_provider: str | None = None
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[str, ProviderEntry] = Field(default_factory=dict)
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     cache: bool = Field(default=True, description="Skip calls already answered (by request_id).")
-    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     limiter: Literal["broker", "static"] = Field(
         default="broker",
         description="broker: one quota broker on the driver leases budget to every task; "

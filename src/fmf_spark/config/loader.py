@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fmf_spark.config.models import FmfConfig
+from fmf_spark.config.plugins import PluginSection
 from fmf_spark.errors import ConfigError
 
 ENV_PREFIX = "FMF__"
@@ -171,34 +172,53 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 
 def validate_config(data: Mapping[str, Any]) -> FmfConfig:
-    """Validate a merged mapping into :class:`FmfConfig`, with readable errors."""
+    """Validate a merged mapping into :class:`FmfConfig`, with readable errors.
+
+    The modules of ``plugins:`` are imported first (they register the connector, sink
+    and provider types the sections may name).
+    """
     try:
         return FmfConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc), hint="fix the keys listed") from None
+        raise ConfigError(
+            format_validation_error(exc, data=data), hint="fix the keys listed"
+        ) from None
 
 
 # --- readable validation errors --------------------------------------------------------------
 
 
-def format_validation_error(exc: ValidationError, model: type[BaseModel] = FmfConfig) -> str:
-    """Turn a Pydantic error into lines of ``path: problem (got value)``."""
+def format_validation_error(
+    exc: ValidationError, model: type[BaseModel] = FmfConfig, *, data: Any = None
+) -> str:
+    """Turn a Pydantic error into lines of ``path: problem (got value)``.
+
+    Args:
+        exc: the validation error.
+        model: the model that was validated.
+        data: the input, to find the model of a plug-in entry by its ``type`` (for the
+            allowed keys of an unknown key).
+    """
     from fmf_spark.observability.redaction import redact
 
     lines = []
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
-        path = _display_path(model, loc) or "(top level)"
+        path = _display_path(model, loc, data) or "(top level)"
         kind = err["type"]
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(model, loc[:-1])
+            allowed = _allowed_keys(model, loc[:-1], data)
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             lines.append(f"{path}: unknown key{hint}")
             continue
         msg = err["msg"].removeprefix("Value error, ")
         if kind == "union_tag_invalid":
             msg = msg.replace("Input tag", "type")
-        if kind in ("missing", "model_type") or "input" not in err or loc == []:
+        if (
+            kind in ("missing", "model_type", "plugin_type_missing")
+            or "input" not in err
+            or not loc
+        ):
             lines.append(f"{path}: {msg}")
         else:
             lines.append(f"{path}: {msg} (got {redact(repr(err['input']))[:200]})")
@@ -220,13 +240,27 @@ def _union_members(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _walk_type(model: Any, loc: list[str]) -> tuple[Any, list[str]]:
-    """Follow ``loc`` through the model's annotations; return (type, displayable path)."""
+def _plugin_model(annotation: Any, node: Any) -> Any:
+    """The registered model of a plug-in entry (by its ``type`` in ``node``), else None."""
+    if get_origin(annotation) is not typing.Annotated:
+        return None
+    for meta in annotation.__metadata__:
+        if isinstance(meta, PluginSection):
+            return meta.model_for(node)
+    return None
+
+
+def _walk_type(model: Any, loc: list[str], data: Any = None) -> tuple[Any, list[str]]:
+    """Follow ``loc`` through the model's annotations (and ``data``, the input: a
+    plug-in entry's model depends on its ``type``); return (type, displayable path)."""
     current: Any = model
+    node: Any = data
     shown: list[str] = []
     parts = list(loc)
     while parts:
         part = parts.pop(0)
+        current = _plugin_model(current, node) or current
+        node = node.get(part) if isinstance(node, Mapping) else None
         members = _union_members(current)
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
         dicts = [m for m in members if get_origin(m) is dict]
@@ -258,13 +292,17 @@ def _tag_of(model: type[BaseModel]) -> str | None:
     return None
 
 
-def _display_path(model: type[BaseModel], loc: list[str]) -> str:
-    _, shown = _walk_type(model, loc)
+def _display_path(model: type[BaseModel], loc: list[str], data: Any = None) -> str:
+    _, shown = _walk_type(model, loc, data)
     return ".".join(shown)
 
 
-def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
-    current, _ = _walk_type(model, loc)
+def _allowed_keys(model: type[BaseModel], loc: list[str], data: Any = None) -> list[str]:
+    current, _ = _walk_type(model, loc, data)
+    node = data
+    for part in loc:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    current = _plugin_model(current, node) or current
     for member in _union_members(current):
         if isinstance(member, type) and issubclass(member, BaseModel):
             return sorted(member.model_fields)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fmf_spark.config.base import SecretRef, StrictModel
-from fmf_spark.config.connectors import ConnectorConfig
-from fmf_spark.config.exporters import ExporterConfig
+from fmf_spark.config.connectors import ConnectorEntry
+from fmf_spark.config.exporters import ExporterEntry
 from fmf_spark.config.inference import InferenceConfig
 from fmf_spark.config.observability import ObservabilityConfig
 from fmf_spark.config.processing import ProcessingConfig
 from fmf_spark.config.prompts_chains import ChainsConfig, PromptsConfig
 from fmf_spark.config.secrets_models import SecretsConfig
+from fmf_spark.errors import ConfigError
+from fmf_spark.registry import import_plugins
 
 PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch")
 
@@ -45,6 +47,13 @@ class FmfConfig(StrictModel):
         'simulator'
     """
 
+    # first: fields are validated in order, and the plug-in modules must be imported
+    # (and so registered) before `connectors`, `exporters` and `inference` are
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Modules imported before validation; each registers its connectors, "
+        "loaders, providers or sinks (the `fmf_spark.plugins` entry points are imported too).",
+    )
     project: str = "fmf"
     profile: str | None = Field(
         default=None, description="The profile applied (set by the loader)."
@@ -55,13 +64,22 @@ class FmfConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     artefacts: ArtefactsConfig = Field(default_factory=ArtefactsConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
-    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
-    exporters: dict[str, ExporterConfig] = Field(default_factory=dict)
+    exporters: dict[str, ExporterEntry] = Field(default_factory=dict)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+
+    @field_validator("plugins")
+    @classmethod
+    def _import_plugins(cls, modules: list[str]) -> list[str]:
+        try:
+            import_plugins(modules)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return modules
 
     @model_validator(mode="after")
     def _check_references(self) -> FmfConfig:

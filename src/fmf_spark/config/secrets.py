@@ -7,7 +7,9 @@ The config refers to secrets by logical name (``{secret: azure_openai_key}``);
   ``os.environ`` (values never go into the environment: executors would inherit them);
 - ``aws_secrets_manager``: ``SecretString``; ``name#field`` picks a field of a JSON secret;
 - ``aws_ssm``: Parameter Store, SecureString decrypted;
-- ``azure_key_vault``: azure-keyvault-secrets with ``DefaultAzureCredential``.
+- ``azure_key_vault``: azure-keyvault-secrets with ``DefaultAzureCredential``;
+- ``databricks_secrets``: a Databricks secret scope through ``dbutils.secrets`` (the
+  runtime's on Databricks, the workspace REST API through databricks-sdk elsewhere).
 
 Every resolved value is a :class:`pydantic.SecretStr` and is registered with
 :mod:`fmf_spark.observability.redaction` before anyone can log it. Errors name the
@@ -31,12 +33,14 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from fmf_spark._deps import require
+from fmf_spark.clients.aws import aws_client, aws_error
 from fmf_spark.config.base import SecretRef
 from fmf_spark.config.models import FmfConfig, iter_secret_refs
 from fmf_spark.config.secrets_models import (
     AwsSecretsManagerProviderConfig,
     AwsSsmProviderConfig,
     AzureKeyVaultProviderConfig,
+    DatabricksSecretsProviderConfig,
     EnvProviderConfig,
     SecretProviderConfig,
     SecretsConfig,
@@ -69,16 +73,14 @@ class EnvProvider:
 
 
 def _boto_client(service: str, region: str | None, endpoint_url: str | None) -> Any:
-    boto3 = require("boto3")
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+    return aws_client(service, region=region, endpoint_url=endpoint_url)
 
 
 def _aws_reason(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        err = response.get("Error", {})
-        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', '')}".strip(": ")
-    return f"{type(exc).__name__}: {exc}"
+    code, message = aws_error(exc)
+    if not code:
+        return f"{type(exc).__name__}: {message}"
+    return f"{code}: {message}".strip(": ")
 
 
 class AwsSecretsManagerProvider:
@@ -147,6 +149,41 @@ class AzureKeyVaultProvider:
         return str(secret.value)
 
 
+class DatabricksSecretsProvider:
+    """One Databricks secret scope; ``get(key)`` is ``dbutils.secrets.get(scope, key)``.
+
+    The ``dbutils`` is databricks-sdk's ``WorkspaceClient().dbutils``: the runtime's own
+    on Databricks (the job's or notebook's identity), a REST client elsewhere.
+    """
+
+    def __init__(self, cfg: DatabricksSecretsProviderConfig) -> None:
+        self._scope = cfg.scope
+        sdk = require("databricks.sdk")
+        try:
+            client = sdk.WorkspaceClient(host=cfg.host) if cfg.host else sdk.WorkspaceClient()
+        except Exception as exc:  # the SDK's unified auth found no credentials
+            raise SecretError(
+                f"Databricks: cannot authenticate: {_first_line(exc)}",
+                hint="automatic on Databricks; elsewhere set DATABRICKS_HOST and "
+                "DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE)",
+            ) from None
+        self._secrets = client.dbutils.secrets
+
+    def get(self, key: str) -> str:
+        try:
+            value = self._secrets.get(scope=self._scope, key=key)
+        except Exception as exc:
+            raise SecretError(
+                f"Databricks secret scope '{self._scope}': {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        return str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def make_provider(
     cfg: SecretProviderConfig, environ: Mapping[str, str] | None = None
 ) -> SecretProvider:
@@ -158,6 +195,8 @@ def make_provider(
         return AwsSsmProvider(cfg)
     if isinstance(cfg, AzureKeyVaultProviderConfig):
         return AzureKeyVaultProvider(cfg)
+    if isinstance(cfg, DatabricksSecretsProviderConfig):
+        return DatabricksSecretsProvider(cfg)
     raise SecretError(f"unknown secret provider type {type(cfg).__name__}")
 
 
@@ -211,7 +250,9 @@ class SecretResolver:
             except SecretError as exc:
                 raise SecretError(
                     f"secret '{name}' (provider '{spec.provider}', key '{spec.key}'): {redact(exc.message)}",
-                    hint="check the key exists and this identity may read it; `fmf keys test` checks all",
+                    # a provider that knows the fix (e.g. missing credentials) says it
+                    hint=exc.hint
+                    or "check the key exists and this identity may read it; `fmf keys test` checks all",
                 ) from None
             except FmfError:
                 raise

@@ -49,11 +49,32 @@ class AzureKeyVaultProviderConfig(StrictModel):
     )
 
 
+class DatabricksSecretsProviderConfig(StrictModel):
+    """A Databricks secret scope, read through ``dbutils.secrets`` (databricks-sdk).
+
+    On a Databricks cluster or serverless compute the runtime's ``dbutils`` answers with
+    the identity the job or notebook runs as; elsewhere the SDK calls the workspace's
+    REST API with its unified authentication (``DATABRICKS_HOST``/``DATABRICKS_TOKEN``,
+    a ``~/.databrickscfg`` profile, OAuth). The token never appears in this file.
+    """
+
+    type: Literal["databricks_secrets"] = "databricks_secrets"
+    scope: str = Field(
+        description="The secret scope, e.g. `fmf` (`databricks secrets create-scope fmf`)."
+    )
+    host: str | None = Field(
+        default=None,
+        description="Workspace URL, only for use off Databricks; default: the runtime's, "
+        "else DATABRICKS_HOST or the SDK's profile.",
+    )
+
+
 SecretProviderConfig = Annotated[
     EnvProviderConfig
     | AwsSecretsManagerProviderConfig
     | AwsSsmProviderConfig
-    | AzureKeyVaultProviderConfig,
+    | AzureKeyVaultProviderConfig
+    | DatabricksSecretsProviderConfig,
     Field(discriminator="type"),
 ]
 

@@ -2,7 +2,8 @@
 
 Public API: :func:`get_connector` builds a named connector from the config; each one
 implements :class:`DataConnector` (``precheck``, ``list``, ``open``, ``to_dataframe``)
-and returns a DataFrame in :data:`fmf_spark.schemas.FILES_SCHEMA`.
+and returns a DataFrame in :data:`fmf_spark.schemas.FILES_SCHEMA`. A connector type is
+one module: its config model, its class and one :func:`register_connector` call.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fmf_spark.connectors.base import (
     PathFilter,
     ResourceInfo,
     ResourceRef,
+    build_connector,
     get_connector,
     glob_match,
     register_connector,
@@ -23,6 +25,7 @@ __all__ = [
     "PathFilter",
     "ResourceInfo",
     "ResourceRef",
+    "build_connector",
     "get_connector",
     "glob_match",
     "register_connector",

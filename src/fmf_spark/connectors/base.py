@@ -19,7 +19,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from fmf_spark.errors import ConnectorError, FmfError
+from fmf_spark.config.connectors import ConnectorConfig
+from fmf_spark.config.secrets_models import SecretsConfig
+from fmf_spark.errors import ConnectorError, FmfError, error_struct
+from fmf_spark.registry import CONNECTORS, Plugin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
 
     from fmf_spark.config.models import FmfConfig
     from fmf_spark.config.secrets import SecretResolver
+
+#: a connector built without a config resolves no secret (its entry names none)
+_NO_SECRETS = SecretsConfig()
 
 #: bytes per Arrow batch handed back to Spark by the reader (bounded executor memory)
 READ_BATCH_BYTES = 64 * 1024 * 1024
@@ -191,26 +197,42 @@ class PathFilter:
 
 # --- registry -----------------------------------------------------------------------------
 
-ConnectorFactory = Callable[[str, Any, "SecretResolver | None"], DataConnector]
-_REGISTRY: dict[str, ConnectorFactory] = {}
+#: ``(connector name, its validated config, secret resolver) -> connector``
+ConnectorFactory = Callable[[str, Any, "SecretResolver"], DataConnector]
 
 
-def register_connector(connector_type: str, factory: ConnectorFactory) -> None:
-    """Register a factory for a connector ``type``; registering a type twice raises."""
-    if connector_type in _REGISTRY:
-        raise ValueError(f"connector type '{connector_type}' is already registered")
-    _REGISTRY[connector_type] = factory
+def register_connector(
+    connector_type: str, config_model: type[ConnectorConfig], factory: ConnectorFactory
+) -> Plugin[ConnectorFactory]:
+    """Register a connector type: the model its config entries are validated against and
+    the factory that builds it. Registering a type twice raises ``ValueError``.
+
+    Example:
+        >>> register_connector("ftp", FtpConnectorConfig, FtpConnector.from_config)  # doctest: +SKIP
+    """
+    return CONNECTORS.register(connector_type, Plugin(connector_type, config_model, factory))
 
 
 def registered_connectors() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    """The connector types a config may name."""
+    return CONNECTORS.names()
 
 
-def _load_builtins() -> None:
-    # Imported here, not at the top: each module imports its SDK lazily, and importing
-    # them registers their factories exactly once.
-    from fmf_spark.connectors import local, s3, sharepoint  # noqa: F401
+def build_connector(
+    name: str, spec: ConnectorConfig, resolver: SecretResolver | None = None
+) -> DataConnector:
+    """Build the connector of one config entry (``connectors.<name>``).
+
+    Raises:
+        ConfigError: unknown type.
+        FmfError: the factory's own errors (a secret that does not resolve...).
+    """
+    if resolver is None:
+        from fmf_spark.config.secrets import SecretResolver
+
+        resolver = SecretResolver(_NO_SECRETS)
+    factory: ConnectorFactory = CONNECTORS.get(spec.type).factory
+    return factory(name, spec, resolver)
 
 
 def get_connector(
@@ -225,9 +247,8 @@ def get_connector(
             from ``config.secrets`` when omitted.
 
     Raises:
-        ConnectorError: unknown name or type.
+        ConnectorError: unknown name.
     """
-    _load_builtins()
     spec = config.connectors.get(name)
     if spec is None:
         known = ", ".join(sorted(config.connectors)) or "none declared"
@@ -236,21 +257,14 @@ def get_connector(
             code="connector.unknown",
             hint="add it under `connectors:` in the config",
         )
-    factory = _REGISTRY.get(spec.type)
-    if factory is None:
-        raise ConnectorError(f"no implementation for connector type '{spec.type}'")
     if resolver is None:
         from fmf_spark.config.secrets import SecretResolver
 
         resolver = SecretResolver(config.secrets)
-    return factory(name, spec, resolver)
+    return build_connector(name, spec, resolver)
 
 
 # --- reading on the executors -------------------------------------------------------------
-
-
-def _error(code: str, message: str, retryable: bool = False) -> dict[str, Any]:
-    return {"code": code, "message": message, "retryable": retryable}
 
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes | None:
@@ -280,7 +294,7 @@ def read_resource(connector: DataConnector, info: ResourceInfo) -> dict[str, Any
         "error": None,
     }
     limit = connector.max_file_bytes
-    too_large = _error(
+    too_large = error_struct(
         "connector.file_too_large",
         f"{ref.path} is larger than max_file_bytes={limit}",
     )
@@ -291,12 +305,12 @@ def read_resource(connector: DataConnector, info: ResourceInfo) -> dict[str, Any
         with connector.open(ref) as stream:
             data = read_limited(stream, limit)
     except FmfError as exc:
-        row.update(status="error", error=_error(exc.code, exc.message, exc.retryable))
+        row.update(status="error", error=exc.to_struct())
         return row
     except OSError as exc:
         row.update(
             status="error",
-            error=_error("connector.read_failed", f"{type(exc).__name__}: {exc}", True),
+            error=error_struct("connector.read_failed", f"{type(exc).__name__}: {exc}", True),
         )
         return row
     if data is None:  # the listing under-reported the size
@@ -322,23 +336,6 @@ def _info_rows(infos: Iterable[ResourceInfo]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _listing_schema() -> Any:
-    """The listing's columns: metadata only, what the executors need to open a resource."""
-    from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
-
-    return StructType(
-        [
-            StructField("source", StringType(), False),
-            StructField("uri", StringType(), False),
-            StructField("path", StringType(), False),
-            StructField("id", StringType(), True),
-            StructField("size", LongType(), True),
-            StructField("modified", TimestampType(), True),
-            StructField("etag", StringType(), True),
-        ]
-    )
-
-
 def listing_dataframe(
     spark: SparkSession,
     infos: Iterable[ResourceInfo],
@@ -355,11 +352,12 @@ def listing_dataframe(
     """
     from pyspark.sql.types import IntegerType, StructField, StructType
 
+    from fmf_spark.schemas import LISTING_SCHEMA
+
     ordered = sorted(infos, key=lambda i: (-(i.size or 0), i.ref.path))
     parallelism = spark.sparkContext.defaultParallelism
     n = num_partitions or max(1, min(len(ordered), parallelism * 4))
-    schema = _listing_schema()
-    with_slice = StructType([*schema.fields, StructField("_slice", IntegerType(), False)])
+    with_slice = StructType([*LISTING_SCHEMA.fields, StructField("_slice", IntegerType(), False)])
     rows = [(*row, k % n) for k, row in enumerate(_info_rows(ordered))]
     frame = spark.createDataFrame(rows, with_slice)
     if n > 1 and rows:

@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
-from fmf_spark.config.connectors import LocalConnectorConfig
+from pydantic import Field
+
+from fmf_spark.config.connectors import ConnectorConfig
 from fmf_spark.connectors.base import (
     PathFilter,
     ResourceInfo,
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
     from fmf_spark.config.secrets import SecretResolver
 
 CONNECTOR_TYPE = "local"
+
+
+class LocalConnectorConfig(ConnectorConfig):
+    """Files under a local (or mounted: DBFS, Volumes) folder."""
+
+    type: Literal["local"] = "local"
+    root: str = Field(description="Folder to read from.")
 
 
 class LocalConnector:
@@ -96,10 +105,8 @@ class LocalConnector:
         return files_dataframe(spark, self, self.list(selector))
 
 
-def _factory(
-    name: str, config: LocalConnectorConfig, resolver: SecretResolver | None
-) -> LocalConnector:
+def _factory(name: str, config: LocalConnectorConfig, resolver: SecretResolver) -> LocalConnector:
     return LocalConnector(name, config)
 
 
-register_connector(CONNECTOR_TYPE, _factory)  # type: ignore[arg-type]
+register_connector(CONNECTOR_TYPE, LocalConnectorConfig, _factory)

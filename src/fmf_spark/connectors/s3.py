@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
-from fmf_spark._deps import require
-from fmf_spark.config.connectors import S3ConnectorConfig
+from fmf_spark.clients.aws import DENIED_CODES, MISSING_CODES, THROTTLE_CODES, aws_client, aws_error
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.connectors import ConnectorConfig
 from fmf_spark.connectors.base import (
     PathFilter,
     ResourceInfo,
@@ -35,28 +36,42 @@ if TYPE_CHECKING:
     from fmf_spark.config.secrets import SecretResolver
 
 CONNECTOR_TYPE = "s3"
+
+
+class S3ConnectorConfig(ConnectorConfig):
+    """Objects under an S3 bucket and prefix."""
+
+    type: Literal["s3"] = "s3"
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = Field(default=None, description="Override, e.g. a moto server.")
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="Server-side encryption."
+    )
+    kms_key_id: str | None = None
+    access_key_id: SecretRef | None = Field(
+        default=None, description="Default: the AWS credential chain."
+    )
+    secret_access_key: SecretRef | None = None
+
+
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
 _DENIED_CODES = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _MISSING_CODES = {"NoSuchKey", "404", "NoSuchBucket", "NotFound"}
 
 
 def _translate(exc: Exception, what: str) -> ConnectorError:
-    response = getattr(exc, "response", None)
-    code = ""
-    message = str(exc)
-    if isinstance(response, dict):
-        err = response.get("Error", {})
-        code = str(err.get("Code", ""))
-        message = str(err.get("Message", "")) or message
-    if code in _THROTTLE_CODES:
+    code, message = aws_error(exc)
+    if code in THROTTLE_CODES:
         return ConnectorThrottled(f"{what}: {code} {message}")
-    if code in _DENIED_CODES:
+    if code in DENIED_CODES:
         return ConnectorError(
             f"{what}: {code} {message}",
             code="connector.denied",
             hint="check the credentials and the bucket policy (s3:ListBucket, s3:GetObject)",
         )
-    if code in _MISSING_CODES:
+    if code in MISSING_CODES:
         return ConnectorError(f"{what}: {code} {message}", code="connector.not_found")
     return ConnectorError(f"{what}: {type(exc).__name__}: {code} {message}".strip())
 
@@ -120,20 +135,15 @@ class S3Connector:
     @property
     def client(self) -> Any:
         if self._client is None:
-            boto3 = require("boto3")
-            botocore_config = require("botocore.config")
-            kwargs: dict[str, Any] = {
-                "region_name": self.config.region,
-                "endpoint_url": self.config.endpoint_url,
-                "config": botocore_config.Config(
-                    retries={"max_attempts": 8, "mode": "adaptive"},
-                    max_pool_connections=16,
-                ),
-            }
-            if self._access_key_id is not None and self._secret_access_key is not None:
-                kwargs["aws_access_key_id"] = self._access_key_id.get_secret_value()
-                kwargs["aws_secret_access_key"] = self._secret_access_key.get_secret_value()
-            self._client = boto3.session.Session().client("s3", **kwargs)
+            key_id, secret = self._access_key_id, self._secret_access_key
+            self._client = aws_client(
+                "s3",
+                region=self.config.region,
+                endpoint_url=self.config.endpoint_url,
+                access_key_id=key_id.get_secret_value() if key_id else None,
+                secret_access_key=secret.get_secret_value() if secret else None,
+                max_pool_connections=16,
+            )
         return self._client
 
     def _uri(self, key: str) -> str:
@@ -195,10 +205,10 @@ class S3Connector:
         return files_dataframe(spark, self, self.list(selector))
 
 
-def _factory(name: str, config: S3ConnectorConfig, resolver: SecretResolver | None) -> S3Connector:
+def _factory(name: str, config: S3ConnectorConfig, resolver: SecretResolver) -> S3Connector:
     key_id = secret = None
     if config.access_key_id is not None or config.secret_access_key is not None:
-        if config.access_key_id is None or config.secret_access_key is None or resolver is None:
+        if config.access_key_id is None or config.secret_access_key is None:
             raise ConnectorError(
                 f"{name}: set both access_key_id and secret_access_key, or neither",
                 code="config.invalid",
@@ -208,4 +218,4 @@ def _factory(name: str, config: S3ConnectorConfig, resolver: SecretResolver | No
     return S3Connector(name, config, key_id, secret)
 
 
-register_connector(CONNECTOR_TYPE, _factory)  # type: ignore[arg-type]
+register_connector(CONNECTOR_TYPE, S3ConnectorConfig, _factory)

@@ -14,17 +14,16 @@ only counts and failed-row summaries, so nothing collects a whole batch on the d
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from fmf_spark.errors import ConfigError, ExportError
+from fmf_spark.config.exporters import ExporterConfig
+from fmf_spark.registry import EXPORTERS, Plugin
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from fmf_spark.config.exporters import ExporterConfig
     from fmf_spark.config.secrets import SecretResolver
 
 
@@ -129,45 +128,25 @@ class Exporter(Protocol):
         ...
 
 
-ExporterFactory = Callable[[str, "ExporterConfig", "SecretResolver | None"], Exporter]
-
-#: modules under fmf_spark.exporters that register a sink type when imported
-BUILTIN_MODULES: tuple[str, ...] = (
-    "delta",
-    "fabric",
-    "s3",
-    "dynamodb",
-    "redshift",
-    "sharepoint_excel",
-)
-
-_REGISTRY: dict[str, ExporterFactory] = {}
-_REGISTRY_LOCK = threading.Lock()
+#: ``(sink name, its validated config, secret resolver) -> exporter``
+ExporterFactory = Callable[[str, Any, "SecretResolver"], Exporter]
 
 
-def register_exporter(type_name: str, factory: ExporterFactory) -> None:
-    """Register a factory for sinks whose config has ``type: <type_name>``.
+def register_exporter(
+    type_name: str, config_model: type[ExporterConfig], factory: ExporterFactory
+) -> Plugin[ExporterFactory]:
+    """Register a sink type: the model its ``exporters`` entries are validated against
+    and the factory that builds it.
 
     Raises:
         ValueError: when the name is registered twice (a silent override hides bugs).
     """
-    with _REGISTRY_LOCK:
-        if type_name in _REGISTRY:
-            raise ValueError(f"exporter type '{type_name}' is already registered")
-        _REGISTRY[type_name] = factory
+    return EXPORTERS.register(type_name, Plugin(type_name, config_model, factory))
 
 
-def registered_types() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    # Importing each module registers it; modules import their SDKs lazily.
-    import importlib
-
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"fmf_spark.exporters.{module}")
+def registered_exporters() -> list[str]:
+    """The sink types a config may name."""
+    return EXPORTERS.names()
 
 
 def build_exporter(
@@ -175,26 +154,22 @@ def build_exporter(
 ) -> Exporter:
     """Build the exporter for one configured sink.
 
+    Args:
+        name: the sink's name (a key of ``exporters``).
+        cfg: its validated config entry.
+        resolver: resolves the sink's secrets (a config without secrets needs none).
+
     Example:
         >>> exporter = build_exporter("outputs_delta", config.exporters["outputs_delta"])  # doctest: +SKIP
         >>> exporter.precheck()  # doctest: +SKIP
     """
-    _load_builtin()
-    factory = _REGISTRY.get(cfg.type)
-    if factory is None:
-        raise ConfigError(
-            f"exporter '{name}' has type '{cfg.type}'; known: {', '.join(sorted(_REGISTRY))}"
-        )
-    return factory(name, cfg, resolver)
-
-
-def require_resolver(resolver: SecretResolver | None, sink: str) -> SecretResolver:
     if resolver is None:
-        raise ExportError(
-            f"sink '{sink}' needs a secret but no SecretResolver was given",
-            code="export.auth",
-        )
-    return resolver
+        from fmf_spark.config.secrets import SecretResolver
+        from fmf_spark.config.secrets_models import SecretsConfig
+
+        resolver = SecretResolver(SecretsConfig())
+    factory: ExporterFactory = EXPORTERS.get(cfg.type).factory
+    return factory(name, cfg, resolver)
 
 
 # --- failpoints: named places where tests inject a crash ---------------------------------

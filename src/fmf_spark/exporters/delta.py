@@ -15,9 +15,11 @@ target fails with ``export.schema_mismatch``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from fmf_spark.config.exporters import DeltaExporterConfig, FabricExporterConfig
+from pydantic import Field, model_validator
+
+from fmf_spark.config.exporters import ExporterConfig
 from fmf_spark.errors import ExportConflict, ExportError, ExportSchemaMismatch
 from fmf_spark.exporters.base import BatchContext, BatchResult, register_exporter
 
@@ -26,16 +28,35 @@ if TYPE_CHECKING:
 
     from fmf_spark.config.secrets import SecretResolver
 
-CONNECTOR_TYPE = "delta"
+EXPORTER_TYPE = "delta"
 _TXN_APP = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _MAX_CONFLICT_RETRIES = 3
 
 
+class DeltaTargetConfig(ExporterConfig):
+    """A Delta table by path or by catalog name (the Delta and Fabric sinks)."""
+
+    path: str | None = None
+    table: str | None = Field(default=None, description="Catalog table name instead of a path.")
+    mode: Literal["append", "merge"] = "merge"
+    schema_evolution: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeltaTargetConfig:
+        if (self.path is None) == (self.table is None):
+            raise ValueError("set exactly one of path or table")
+        return self
+
+
+class DeltaExporterConfig(DeltaTargetConfig):
+    type: Literal["delta"] = "delta"
+
+
 class DeltaExporter:
     """Writes micro-batches to a Delta table (see the module docstring)."""
 
-    def __init__(self, name: str, cfg: DeltaExporterConfig | FabricExporterConfig) -> None:
+    def __init__(self, name: str, cfg: DeltaTargetConfig) -> None:
         self.name = name
         self.cfg = cfg
 
@@ -172,8 +193,8 @@ def _translate(exc: Exception, name: str, target: str) -> ExportError:
     return ExportError(f"sink '{name}': writing {target} failed: {text}")
 
 
-def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> DeltaExporter:
+def _factory(name: str, cfg: DeltaExporterConfig, resolver: SecretResolver) -> DeltaExporter:
     return DeltaExporter(name, cfg)
 
 
-register_exporter(CONNECTOR_TYPE, _factory)
+register_exporter(EXPORTER_TYPE, DeltaExporterConfig, _factory)

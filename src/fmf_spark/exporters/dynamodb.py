@@ -27,10 +27,13 @@ import random
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from fmf_spark._deps import require
-from fmf_spark.config.exporters import DynamoDBExporterConfig
+from fmf_spark.clients.aws import DENIED_CODES, aws_client, aws_error
+from fmf_spark.config.exporters import ExporterConfig
 from fmf_spark.errors import ExportAuthError, ExportError, ExportSchemaMismatch
 from fmf_spark.exporters.base import BatchContext, BatchResult, RowFailure, register_exporter
 from fmf_spark.exporters.frames import key_json
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 
     from fmf_spark.config.secrets import SecretResolver
 
-CONNECTOR_TYPE = "dynamodb"
+EXPORTER_TYPE = "dynamodb"
 MAX_BATCH = 25
 MAX_ITEM_BYTES = 400 * 1024
 _THROTTLE_CODES = {
@@ -57,13 +60,25 @@ _RESULT_SCHEMA = (
 )
 
 
+class DynamoDBExporterConfig(ExporterConfig):
+    type: Literal["dynamodb"] = "dynamodb"
+    table: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_retries: int = Field(default=8, ge=0, description="Rounds of UnprocessedItems retries.")
+    backoff_base_s: float = Field(default=0.05, gt=0, description="First backoff; doubles.")
+    backoff_max_s: float = Field(default=5.0, gt=0, description="Backoff cap (full jitter).")
+
+
 def dynamodb_client(region: str | None, endpoint_url: str | None) -> Any:
-    boto3 = require("boto3")
     # botocore's own retries are kept low: throttling is handled here, visibly counted
-    config = require("botocore.config").Config(
-        retries={"max_attempts": 3, "mode": "standard"}, user_agent_extra="fmf_spark"
+    return aws_client(
+        "dynamodb",
+        region=region,
+        endpoint_url=endpoint_url,
+        max_attempts=3,
+        retry_mode="standard",
     )
-    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def to_dynamo_value(value: Any) -> Any:
@@ -115,13 +130,6 @@ def _value_size(value: Any) -> int:
     return len(str(value).encode())
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 class DynamoDBExporter:
     """Writes micro-batches to a DynamoDB table (see the module docstring)."""
 
@@ -134,9 +142,9 @@ class DynamoDBExporter:
         try:
             table = client.describe_table(TableName=self.cfg.table)["Table"]
         except Exception as exc:
-            code = _error_code(exc)
+            code, _ = aws_error(exc)
             text = f"sink '{self.name}': table {self.cfg.table}: {code or type(exc).__name__}"
-            if code in {"AccessDeniedException", "UnrecognizedClientException"}:
+            if code in DENIED_CODES:
                 raise ExportAuthError(text) from None
             raise ExportError(text, hint="create the table with key_fields as its key") from None
         table_keys = sorted(k["AttributeName"] for k in table["KeySchema"])
@@ -249,7 +257,7 @@ class _TaskWriter:
                     RequestItems={self.cfg.table: [req for _, req in chunk]}
                 )
             except Exception as exc:
-                code = _error_code(exc)
+                code, _ = aws_error(exc)
                 if code in _THROTTLE_CODES:
                     left = chunk
                 elif code == "ValidationException":
@@ -285,8 +293,7 @@ class _TaskWriter:
                 self.client.put_item(TableName=self.cfg.table, Item=req["PutRequest"]["Item"])
                 self.written += 1
             except Exception as exc:
-                code = _error_code(exc)
-                message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
+                code, message = aws_error(exc)
                 if code == "ValidationException" and "size" in message.lower():
                     self.fail(key, "export.item_too_large", message[:500])
                 else:
@@ -298,8 +305,8 @@ def _req_id(req: dict[str, Any], key_fields: list[str]) -> str:
     return json.dumps([item.get(k) for k in key_fields], sort_keys=True, default=str)
 
 
-def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> DynamoDBExporter:
+def _factory(name: str, cfg: DynamoDBExporterConfig, resolver: SecretResolver) -> DynamoDBExporter:
     return DynamoDBExporter(name, cfg)
 
 
-register_exporter(CONNECTOR_TYPE, _factory)
+register_exporter(EXPORTER_TYPE, DynamoDBExporterConfig, _factory)

@@ -25,18 +25,27 @@ Locally (tests, laptop) ``path`` is a plain folder and the sink behaves exactly 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
-from fmf_spark.config.exporters import FabricExporterConfig
+from pydantic import Field
+
 from fmf_spark.errors import ExportError
 from fmf_spark.exporters.base import register_exporter
-from fmf_spark.exporters.delta import DeltaExporter
+from fmf_spark.exporters.delta import DeltaExporter, DeltaTargetConfig
 
 if TYPE_CHECKING:
     from fmf_spark.config.secrets import SecretResolver
 
-CONNECTOR_TYPE = "fabric"
+EXPORTER_TYPE = "fabric"
 ONELAKE_HOST = "onelake.dfs.fabric.microsoft.com"
+
+
+class FabricExporterConfig(DeltaTargetConfig):
+    type: Literal["fabric"] = "fabric"
+    path: str | None = Field(
+        default=None, description=f"abfss://<ws>@{ONELAKE_HOST}/<lakehouse>.Lakehouse/Tables/..."
+    )
+    table: str | None = Field(default=None, description="Lakehouse table name.")
 
 
 class FabricExporter(DeltaExporter):
@@ -63,8 +72,8 @@ class FabricExporter(DeltaExporter):
         super().precheck()
 
 
-def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> FabricExporter:
+def _factory(name: str, cfg: FabricExporterConfig, resolver: SecretResolver) -> FabricExporter:
     return FabricExporter(name, cfg)
 
 
-register_exporter(CONNECTOR_TYPE, _factory)
+register_exporter(EXPORTER_TYPE, FabricExporterConfig, _factory)

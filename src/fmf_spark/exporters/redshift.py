@@ -31,10 +31,13 @@ commit. PostgreSQL: rows come to the driver one partition at a time
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
 
 from fmf_spark._deps import require
-from fmf_spark.config.exporters import RedshiftExporterConfig, S3ExporterConfig
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.exporters import ExporterConfig
 from fmf_spark.errors import (
     ConfigError,
     ExportAuthError,
@@ -42,14 +45,9 @@ from fmf_spark.errors import (
     ExportError,
     ExportSchemaMismatch,
 )
-from fmf_spark.exporters.base import (
-    BatchContext,
-    BatchResult,
-    failpoint,
-    register_exporter,
-    require_resolver,
-)
+from fmf_spark.exporters.base import BatchContext, BatchResult, failpoint, register_exporter
 from fmf_spark.exporters.frames import flatten_structs
+from fmf_spark.exporters.objects import ObjectTarget, PartitionWriter
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.redaction import redact, register_secret
 
@@ -64,6 +62,45 @@ log = get_logger(__name__)
 
 #: SQLSTATEs that mean "another transaction got in the way; try again"
 CONFLICT_STATES = {"40001", "40P01", "23505"}
+
+
+class RedshiftExporterConfig(ExporterConfig):
+    """Redshift (stage Parquet on S3, COPY, MERGE) or PostgreSQL (COPY FROM STDIN, MERGE)."""
+
+    type: Literal["redshift", "postgres"] = "redshift"
+    host: str
+    port: int | None = Field(
+        default=None, description="Default 5439 (Redshift), 5432 (PostgreSQL)."
+    )
+    database: str
+    user: str
+    password: SecretRef | None = None
+    table: str
+    schema_name: str = Field(default="public", alias="schema")
+    staging_bucket: str | None = None
+    staging_prefix: str = "fmf-stage"
+    iam_role: str | None = Field(default=None, description="Role Redshift assumes for COPY.")
+    staging_region: str | None = None
+    staging_endpoint_url: str | None = Field(default=None, description="Override, e.g. moto.")
+    max_conflict_retries: int = Field(default=3, ge=0)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    connect_timeout_s: int = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _default_port(self) -> RedshiftExporterConfig:
+        if self.port is None:
+            self.port = 5432 if self.type == "postgres" else 5439
+        return self
+
+    def stage(self) -> ObjectTarget:
+        """Where a Redshift batch is staged: Parquet objects COPY reads."""
+        return ObjectTarget(
+            self.staging_bucket or "",
+            "parquet",
+            "snappy",
+            region=self.staging_region,
+            endpoint_url=self.staging_endpoint_url,
+        )
 
 
 def sql_type(dtype: DataType, dialect: str) -> str:
@@ -142,14 +179,7 @@ class SqlMergeExporter:
         with self.connect() as conn:
             conn.execute("SELECT 1")
         if self.dialect == "redshift":
-            from fmf_spark.exporters.s3 import S3Exporter
-
-            stage = S3ExporterConfig(
-                bucket=self.cfg.staging_bucket or "",
-                region=self.cfg.staging_region,
-                endpoint_url=self.cfg.staging_endpoint_url,
-            )
-            S3Exporter(self.name, stage).precheck()
+            self.cfg.stage().check(f"sink '{self.name}'")
 
     # --- SQL ----------------------------------------------------------------------------
 
@@ -340,15 +370,6 @@ class SqlMergeExporter:
 
     # --- Redshift staging on S3 --------------------------------------------------------
 
-    def _stage_cfg(self) -> S3ExporterConfig:
-        return S3ExporterConfig(
-            bucket=self.cfg.staging_bucket or "",
-            format="parquet",
-            compression="snappy",
-            region=self.cfg.staging_region,
-            endpoint_url=self.cfg.staging_endpoint_url,
-        )
-
     def stage_prefix(self, ctx: BatchContext) -> str:
         return (
             f"{self.cfg.staging_prefix.strip('/')}/{ctx.run_id}/{self.name}/"
@@ -357,24 +378,18 @@ class SqlMergeExporter:
 
     def _stage_to_s3(self, flat: DataFrame, ctx: BatchContext) -> str:
         """Write the batch as Parquet under the staging prefix; return its s3:// URI."""
-        from fmf_spark.exporters.s3 import _RESULT_SCHEMA, _PartitionWriter
-
-        cfg = self._stage_cfg()
+        stage = self.cfg.stage()
         prefix = self.stage_prefix(ctx)
-        self._drop_staged(f"s3://{cfg.bucket}/{prefix}/")  # leftovers of a crashed attempt
-        flat.mapInArrow(_PartitionWriter(cfg, prefix, ctx.batch_id), _RESULT_SCHEMA).collect()
-        return f"s3://{cfg.bucket}/{prefix}/"
+        self._drop_staged(f"s3://{stage.bucket}/{prefix}/")  # leftovers of a crashed attempt
+        PartitionWriter(stage, prefix, ctx.batch_id).run(flat)
+        return f"s3://{stage.bucket}/{prefix}/"
 
     def _drop_staged(self, uri: str) -> None:
-        from fmf_spark.exporters.s3 import s3_client
-
+        stage = self.cfg.stage()
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        client = s3_client(self.cfg.staging_region, self.cfg.staging_endpoint_url)
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        what = f"sink '{self.name}': removing staged objects"
+        target = ObjectTarget(bucket, region=stage.region, endpoint_url=stage.endpoint_url)
+        target.delete(list(target.keys(prefix, what)), what)
 
 
 def _local_rows(df: DataFrame) -> Iterator[tuple[Any, ...]]:
@@ -398,12 +413,10 @@ def _pg_message(exc: BaseException) -> str:
     return "; ".join(parts)
 
 
-def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> SqlMergeExporter:
-    password = None
-    if cfg.password is not None:
-        password = require_resolver(resolver, name).resolve(cfg.password)
+def _factory(name: str, cfg: RedshiftExporterConfig, resolver: SecretResolver) -> SqlMergeExporter:
+    password = None if cfg.password is None else resolver.resolve(cfg.password)
     return SqlMergeExporter(name, cfg, password)
 
 
-register_exporter("redshift", _factory)
-register_exporter("postgres", _factory)
+register_exporter("redshift", RedshiftExporterConfig, _factory)
+register_exporter("postgres", RedshiftExporterConfig, _factory)

@@ -16,41 +16,129 @@ that mode is refused with a clear error until the counts travel another way.
 
 Checkpoints live per sink: ``<checkpoint_root>/<sink>``; the default root is
 ``artefacts/<run_id>/_checkpoints/export`` (the run folder holding ``outputs/``).
+
+A :class:`Sink` is a configured sink, built (secrets resolved) and ready: the
+composition root builds and prechecks every sink a run needs before any Spark work,
+then :meth:`Sink.export` streams into it. :func:`export_table` does all three for one
+call.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fmf_spark.errors import ConfigError, ExportError, FmfError
 from fmf_spark.exporters.base import (
     BatchContext,
     BatchResult,
+    Exporter,
     ExportResult,
     build_exporter,
     failpoint,
 )
 from fmf_spark.exporters.frames import dedup_latest
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.storage import join_uri, parent_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
+    from fmf_spark.config.exporters import ExporterConfig
     from fmf_spark.config.models import FmfConfig
     from fmf_spark.config.secrets import SecretResolver
 
 log = get_logger(__name__)
 
-
-def _run_dir(input_path: str) -> str:
-    return input_path.rstrip("/").rsplit("/", 1)[0] if "/" in input_path.rstrip("/") else "."
+#: how long the first batch waits for the query id (start() returns in well under 1 s)
+_START_TIMEOUT_S = 600
 
 
 def default_checkpoint(input_path: str, sink_name: str, checkpoint_root: str | None = None) -> str:
     """Where the checkpoint of one sink lives for a given outputs table."""
-    root = checkpoint_root or f"{_run_dir(input_path)}/_checkpoints/export"
-    return f"{root.rstrip('/')}/{sink_name}"
+    root = checkpoint_root or join_uri(parent_uri(input_path), "_checkpoints", "export")
+    return join_uri(root, sink_name)
+
+
+def errors_location(input_path: str, sink_name: str) -> str:
+    """The Delta table of the rows ``sink_name`` rejected for this outputs table."""
+    return join_uri(parent_uri(input_path), "export_errors", sink_name)
+
+
+@dataclass
+class Sink:
+    """One configured sink, built and ready to export into.
+
+    Attributes:
+        name: the sink's name (a key of ``exporters``).
+        config: its validated config entry.
+        exporter: the implementation, secrets resolved.
+    """
+
+    name: str
+    config: ExporterConfig
+    exporter: Exporter
+
+    @classmethod
+    def build(cls, name: str, config: FmfConfig, resolver: SecretResolver | None = None) -> Sink:
+        """Build the sink named ``name`` in ``config.exporters``.
+
+        Raises:
+            ConfigError: no such sink, or an unknown type.
+        """
+        cfg = config.exporters.get(name)
+        if cfg is None:
+            known = ", ".join(sorted(config.exporters)) or "none configured"
+            raise ConfigError(f"no exporter named '{name}' (configured: {known})")
+        if resolver is None:
+            from fmf_spark.config.secrets import SecretResolver
+
+            resolver = SecretResolver(config.secrets)
+        return cls(name, cfg, build_exporter(name, cfg, resolver))
+
+    def precheck(self) -> None:
+        """Reachability and permissions, before any Spark work (raises ExportError)."""
+        self.exporter.precheck()
+
+    def export(
+        self,
+        spark: SparkSession,
+        input_path: str,
+        *,
+        run_id: str,
+        checkpoint_root: str | None = None,
+    ) -> ExportResult:
+        """Stream the outputs Delta table at ``input_path`` into this sink.
+
+        Args:
+            spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
+            input_path: the outputs table, ``artefacts/<run_id>/outputs``.
+            run_id: the run being exported (object names and paths use it).
+            checkpoint_root: where per-sink checkpoints go (default next to
+                ``input_path``); the sink's own ``checkpoint`` setting wins over both.
+
+        Raises:
+            ExportError: the sink failed; rerun the same call to resume where it stopped.
+        """
+        _refuse_spark_connect()
+        checkpoint = self.config.checkpoint or default_checkpoint(
+            input_path, self.name, checkpoint_root
+        )
+        writer = _BatchWriter(self, run_id, errors_location(input_path, self.name))
+        query = (
+            _read_outputs(spark, self.config, input_path)
+            .writeStream.queryName(f"fmf_export_{self.name}_{run_id}".replace("-", "_"))
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .foreachBatch(writer)
+            .start()
+        )
+        writer.started(str(query.id))
+        _await(query, writer, self.name, checkpoint)
+        log.info("export %s done: %s", self.name, writer.result.as_dict())
+        return writer.result
 
 
 def export_table(
@@ -63,7 +151,7 @@ def export_table(
     checkpoint_root: str | None = None,
     resolver: SecretResolver | None = None,
 ) -> ExportResult:
-    """Export the outputs Delta table at ``input_path`` to the sink ``sink_name``.
+    """Build the sink ``sink_name``, precheck it, export the outputs table into it.
 
     Args:
         spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
@@ -71,8 +159,7 @@ def export_table(
         sink_name: a key of ``exporters`` in ``fmf.yaml``.
         input_path: the outputs table, ``artefacts/<run_id>/outputs``.
         run_id: the run being exported (object names and paths use it).
-        checkpoint_root: where per-sink checkpoints go (default next to ``input_path``);
-            the sink's own ``checkpoint`` setting wins over both.
+        checkpoint_root: see :meth:`Sink.export`.
         resolver: resolves the sink's secrets on the driver (built from
             ``config.secrets`` when omitted).
 
@@ -88,6 +175,13 @@ def export_table(
         >>> result.as_dict()["rows_written"]  # doctest: +SKIP
         120
     """
+    _refuse_spark_connect()
+    sink = Sink.build(sink_name, config, resolver)
+    sink.precheck()
+    return sink.export(spark, input_path, run_id=run_id, checkpoint_root=checkpoint_root)
+
+
+def _refuse_spark_connect() -> None:
     from pyspark.sql.utils import is_remote
 
     if is_remote():
@@ -96,49 +190,67 @@ def export_table(
             code="export.unsupported",
             hint="run the export on a classic (single-user / job) cluster",
         )
-    cfg = config.exporters.get(sink_name)
-    if cfg is None:
-        known = ", ".join(sorted(config.exporters)) or "none configured"
-        raise ConfigError(f"no exporter named '{sink_name}' (configured: {known})")
-    if resolver is None:
-        from fmf_spark.config.secrets import SecretResolver
 
-        resolver = SecretResolver(config.secrets)
-    exporter = build_exporter(sink_name, cfg, resolver)
-    exporter.precheck()
 
-    checkpoint = cfg.checkpoint or default_checkpoint(input_path, sink_name, checkpoint_root)
-    errors_path = f"{_run_dir(input_path)}/export_errors/{sink_name}"
-    result = ExportResult(sink=sink_name)
-    dedup = dedup_latest(cfg.key_fields, cfg.order_column)
+def _read_outputs(spark: SparkSession, cfg: ExporterConfig, input_path: str) -> DataFrame:
+    """The outputs table as a stream, in micro-batches bounded by the sink's settings."""
+    reader = spark.readStream.format("delta")
+    if cfg.max_files_per_trigger is not None:
+        reader = reader.option("maxFilesPerTrigger", str(cfg.max_files_per_trigger))
+    if cfg.max_bytes_per_trigger is not None:
+        reader = reader.option("maxBytesPerTrigger", cfg.max_bytes_per_trigger)
+    try:
+        return reader.load(input_path)
+    except Exception as exc:
+        raise ExportError(
+            f"cannot read the outputs table at {input_path}: {_first_line(exc)}",
+            hint="pass the run's outputs folder, artefacts/<run_id>/outputs",
+        ) from exc
 
-    # The query id is stored in the checkpoint: stable across restarts of the same
-    # checkpoint, new for a new one. The first batch waits until we know it.
-    started = threading.Event()
-    holder: dict[str, str] = {}
-    raised: dict[str, FmfError] = {}
 
-    def write(batch_df: DataFrame, batch_id: int) -> None:
+@dataclass
+class _BatchWriter:
+    """The ``foreachBatch`` callback: dedup, write, record rejected rows, count."""
+
+    sink: Sink
+    run_id: str
+    errors_path: str
+    result: ExportResult = field(init=False)
+    #: the first FmfError raised in a batch: the streaming error keeps only its text
+    raised: FmfError | None = field(default=None, init=False)
+    _stream_id: str = field(default="", init=False)
+    _started: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self.result = ExportResult(sink=self.sink.name)
+        self._dedup = dedup_latest(self.sink.config.key_fields, self.sink.config.order_column)
+
+    def started(self, stream_id: str) -> None:
+        """The query id is stored in the checkpoint: stable across restarts of the same
+        checkpoint, new for a new one. The first batch waits until it is known."""
+        self._stream_id = stream_id
+        self._started.set()
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         try:
-            _write(batch_df, batch_id)
+            self._write(batch_df, int(batch_id))
         except FmfError as exc:
-            # the streaming error that reaches awaitTermination() keeps only the text
-            raised["error"] = exc
+            self.raised = exc
             raise
 
-    def _write(batch_df: DataFrame, batch_id: int) -> None:
-        if not started.wait(timeout=600):  # start() returns in well under a second
+    def _write(self, batch_df: DataFrame, batch_id: int) -> None:
+        if not self._started.wait(timeout=_START_TIMEOUT_S):
             raise ExportError("streaming query did not report its id")
-        ctx = BatchContext(run_id=run_id, batch_id=int(batch_id), stream_id=holder["id"])
-        batch = exporter.write_batch(batch_df.transform(dedup), ctx)
+        ctx = BatchContext(run_id=self.run_id, batch_id=batch_id, stream_id=self._stream_id)
+        batch = self.sink.exporter.write_batch(batch_df.transform(self._dedup), ctx)
         if batch.failures:
-            _write_failures(batch_df, batch, ctx, errors_path)
-            result.errors_path = errors_path
-        failpoint("export.after_batch_written", sink=sink_name, batch_id=int(batch_id))
-        result.add(batch)
+            _write_failures(batch_df.sparkSession, batch, ctx, self.errors_path)
+            self.result.errors_path = self.errors_path
+        failpoint("export.after_batch_written", sink=self.sink.name, batch_id=batch_id)
+        self.result.add(batch)
         log.info(
             "export %s batch %d: %d written, %d updated, %d failed%s",
-            sink_name,
+            self.sink.name,
             batch_id,
             batch.written,
             batch.updated,
@@ -146,44 +258,22 @@ def export_table(
             " (already committed, skipped)" if batch.skipped else "",
         )
 
-    reader = spark.readStream.format("delta")
-    if cfg.max_files_per_trigger is not None:
-        reader = reader.option("maxFilesPerTrigger", str(cfg.max_files_per_trigger))
-    if cfg.max_bytes_per_trigger is not None:
-        reader = reader.option("maxBytesPerTrigger", cfg.max_bytes_per_trigger)
-    try:
-        stream = reader.load(input_path)
-    except Exception as exc:
-        raise ExportError(
-            f"cannot read the outputs table at {input_path}: {_first_line(exc)}",
-            hint="pass the run's outputs folder, artefacts/<run_id>/outputs",
-        ) from exc
 
-    query = (
-        stream.writeStream.queryName(f"fmf_export_{sink_name}_{run_id}".replace("-", "_"))
-        .option("checkpointLocation", checkpoint)
-        .trigger(availableNow=True)
-        .foreachBatch(write)
-        .start()
-    )
-    holder["id"] = str(query.id)
-    started.set()
+def _await(query: StreamingQuery, writer: _BatchWriter, sink: str, checkpoint: str) -> None:
+    """Wait for the query; a batch's own error is raised as itself."""
     try:
         query.awaitTermination()
     except Exception as exc:
-        cause = raised.get("error")
-        if cause is not None:
-            raise cause from exc
+        if writer.raised is not None:
+            raise writer.raised from exc
         raise ExportError(
-            f"export to '{sink_name}' failed in batch processing: {_first_line(exc)}",
+            f"export to '{sink}' failed in batch processing: {_first_line(exc)}",
             hint="rerun the same export: it resumes from the checkpoint " + checkpoint,
             retryable=True,
         ) from exc
     finally:
         if query.isActive:
             query.stop()
-    log.info("export %s done: %s", sink_name, result.as_dict())
-    return result
 
 
 def _first_line(exc: BaseException) -> str:
@@ -192,29 +282,24 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _write_failures(
-    batch_df: DataFrame, batch: BatchResult, ctx: BatchContext, errors_path: str
+    spark: SparkSession, batch: BatchResult, ctx: BatchContext, errors_path: str
 ) -> None:
     """Append the rejected rows' keys and errors to a Delta table, once per batch."""
-    from fmf_spark.schemas import ERROR_STRUCT
+    from fmf_spark.errors import error_struct
+    from fmf_spark.schemas import EXPORT_FAILURES_SCHEMA
 
-    spark = batch_df.sparkSession
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    schema = StructType(
-        [
-            StructField("run_id", StringType(), False),
-            StructField("batch_id", LongType(), False),
-            StructField("key", StringType(), False),
-            StructField("status", StringType(), False),
-            StructField("error", ERROR_STRUCT, False),
-        ]
-    )
     rows = [
-        (ctx.run_id, ctx.batch_id, f.key, "error", (f.code, f.message[:2000], f.retryable))
+        (
+            ctx.run_id,
+            ctx.batch_id,
+            f.key,
+            "error",
+            error_struct(f.code, f.message, f.retryable),
+        )
         for f in batch.failures
     ]
     (
-        spark.createDataFrame(rows, schema)
+        spark.createDataFrame(rows, EXPORT_FAILURES_SCHEMA)
         .write.format("delta")
         .mode("append")
         .option("txnAppId", f"fmf-errors-{ctx.stream_id}")

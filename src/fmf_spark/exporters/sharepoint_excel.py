@@ -15,8 +15,10 @@ Idempotence: in ``upsert`` mode a replayed batch finds its keys already in the s
 and rewrites the same rows, so the row count does not change. ``append`` mode is
 at-least-once (a replayed batch appends again); use it only for logs.
 
-Throttling (429/503/504) is honoured: ``Retry-After`` when given, else exponential
-backoff with jitter, up to ``max_retries``. ``accessConflict`` (409: someone else holds
+Requests, auth (client secret or certificate) and throttling are the shared
+:class:`~fmf_spark.clients.graph.GraphClient`'s: 429/502/503/504 are honoured with
+``Retry-After`` when given, else exponential backoff with jitter, up to ``max_retries``.
+``accessConflict`` (409: someone else holds
 the workbook) is surfaced at once as ``export.conflict`` instead of looping: the fix is
 to close the workbook or retry later, not to hammer it.
 
@@ -30,14 +32,16 @@ from __future__ import annotations
 
 import io
 import math
-import random
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
+from pydantic import Field, SecretStr
+
 from fmf_spark._deps import require
-from fmf_spark.config.exporters import SharePointExcelExporterConfig
+from fmf_spark.clients.graph import GraphClient, GraphErrors
+from fmf_spark.config.exporters import ExporterConfig
+from fmf_spark.config.graph import GraphAccessConfig
 from fmf_spark.errors import (
     ExportAuthError,
     ExportConflict,
@@ -45,24 +49,35 @@ from fmf_spark.errors import (
     ExportSchemaMismatch,
     ExportThrottled,
 )
-from fmf_spark.exporters.base import BatchContext, BatchResult, register_exporter, require_resolver
+from fmf_spark.exporters.base import BatchContext, BatchResult, register_exporter
 from fmf_spark.exporters.frames import flatten_structs
 from fmf_spark.observability.logging import get_logger
-from fmf_spark.observability.redaction import redact, register_secret
+from fmf_spark.observability.redaction import redact
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
     from pyspark.sql import DataFrame
 
     from fmf_spark.config.secrets import SecretResolver
 
-CONNECTOR_TYPE = "sharepoint_excel"
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-RETRY_STATUSES = {429, 503, 504}
+EXPORTER_TYPE = "sharepoint_excel"
 MAX_CELL_CHARS = 32767
 MAX_ROWS = 1_048_576
+ERRORS = GraphErrors(
+    base=ExportError, throttled=ExportThrottled, prefix="export", auth=ExportAuthError
+)
 
 log = get_logger(__name__)
+
+
+class SharePointExcelExporterConfig(ExporterConfig, GraphAccessConfig):
+    type: Literal["sharepoint_excel"] = "sharepoint_excel"
+    site: str = Field(description="Site as 'host.sharepoint.com:/sites/name'.")
+    drive: str = "Documents"
+    workbook_path: str
+    sheet: str = "outputs"
+    mode: Literal["append", "upsert"] = "upsert"
+    max_retries: int = Field(default=6, ge=0, description="Throttling retries per request.")
+    rows_per_request: int = Field(default=500, gt=0, description="Rows per range PATCH.")
 
 
 def column_letter(index: int) -> str:
@@ -90,118 +105,30 @@ def cell_value(value: Any) -> Any:
     return text
 
 
-class GraphWorkbookClient:
-    """The few Graph calls the sink needs, with auth, throttling and error mapping."""
+class WorkbookCalls:
+    """The workbook calls of one batch over the shared Graph client, errors mapped."""
 
-    def __init__(self, cfg: SharePointExcelExporterConfig, secret: SecretStr | None) -> None:
+    def __init__(self, cfg: SharePointExcelExporterConfig, graph: GraphClient) -> None:
         self.cfg = cfg
-        self._secret = secret
-        self._token: str | None = None
-        self._token_expiry = 0.0
-        self._session: Any = None
-        self._drive_id: str | None = None
-        self.retries = 0
+        self.graph = graph
 
     @property
-    def graph(self) -> str:
-        return self.cfg.graph_url.rstrip("/")
+    def retries(self) -> int:
+        return self.graph.retries
 
-    @property
-    def http(self) -> Any:
-        if self._session is None:
-            self._session = require("requests", "sharepoint").Session()
-        return self._session
-
-    def _token_value(self, refresh: bool = False) -> str:
-        if not refresh and self._token is not None and self._token_expiry - time.time() > 120:
-            return self._token
-        if self._secret is None:
-            raise ExportAuthError(f"sink needs client_secret for tenant {self.cfg.tenant_id}")
-        url = f"{self.cfg.authority_url.rstrip('/')}/{self.cfg.tenant_id}/oauth2/v2.0/token"
-        secret = self._secret.get_secret_value()
-        register_secret(secret)
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.cfg.client_id,
-            "client_secret": secret,
-            "scope": GRAPH_SCOPE,
-        }
-        response = self._send("POST", url, auth=False, data=form)
-        if response.status_code != 200:
-            raise ExportAuthError(
-                f"token request failed ({response.status_code}): {redact(response.text)[:300]}",
-                hint="check tenant_id, client_id and the client secret",
-            )
-        body = response.json()
-        self._token = str(body["access_token"])
-        register_secret(self._token)
-        self._token_expiry = time.time() + float(body.get("expires_in", 3600))
-        return self._token
-
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(self.cfg.max_backoff_s, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: use our own backoff
-        return min(self.cfg.max_backoff_s, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-
-    def _send(
+    def call(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
-        auth: bool = True,
+        ok: tuple[int, ...] = (200, 201),
         session_id: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        requests = require("requests", "sharepoint")
-        refreshed = False
-        attempt = 0
-        while True:
-            headers = dict(kwargs.pop("headers", None) or {})
-            if auth:
-                headers["Authorization"] = f"Bearer {self._token_value()}"
-            if session_id:
-                headers["workbook-session-id"] = session_id
-            try:
-                response = self.http.request(
-                    method, url, headers=headers, timeout=(10, 120), **kwargs
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.cfg.max_retries:
-                    raise ExportError(
-                        f"{method} {url}: {type(exc).__name__} after {attempt} retries",
-                        retryable=True,
-                    ) from None
-                time.sleep(self._backoff(attempt, None))
-                attempt += 1
-                self.retries += 1
-                continue
-            if auth and response.status_code == 401 and not refreshed:
-                refreshed = True
-                self._token_value(refresh=True)
-                continue
-            if response.status_code in RETRY_STATUSES:
-                if attempt >= self.cfg.max_retries:
-                    raise ExportThrottled(
-                        f"{method} {url}: HTTP {response.status_code} after {attempt} retries",
-                        hint="Graph is throttling this app; rerun the export later",
-                    )
-                wait = self._backoff(attempt, response.headers.get("Retry-After"))
-                log.info("graph %s on %s; retrying in %.2fs", response.status_code, url, wait)
-                time.sleep(wait)
-                attempt += 1
-                self.retries += 1
-                continue
-            return response
-
-    def call(
-        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any
-    ) -> Any:
         """A Graph call that must succeed; errors mapped to the ExportError family."""
-        url = path if path.startswith("http") else f"{self.graph}{path}"
-        response = self._send(method, url, **kwargs)
+        if session_id:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "workbook-session-id": session_id}
+        response = self.graph.send(method, path, **kwargs)
         if response.status_code in ok:
             return response
         raise self._error(method, path, response)
@@ -227,31 +154,34 @@ class GraphWorkbookClient:
         return ExportError(text)
 
     def drive_id(self) -> str:
-        if self._drive_id is None:
-            host, _, site_path = self.cfg.site.partition(":")
-            site = self.call("GET", f"/sites/{host}:{quote(site_path)}").json()
-            drives = self.call("GET", f"/sites/{site['id']}/drives").json()
-            for drive in drives.get("value", []):
-                if drive.get("name") == self.cfg.drive:
-                    self._drive_id = str(drive["id"])
-                    break
-            else:
-                raise ExportError(f"no document library '{self.cfg.drive}' in site {self.cfg.site}")
-        return self._drive_id
+        return self.graph.drive_id(self.cfg.site, self.cfg.drive)
 
 
 class SharePointExcelExporter:
     """Writes micro-batches into an Excel worksheet on SharePoint (see module docstring)."""
 
     def __init__(
-        self, name: str, cfg: SharePointExcelExporterConfig, secret: SecretStr | None
+        self,
+        name: str,
+        cfg: SharePointExcelExporterConfig,
+        client_secret: SecretStr | None = None,
+        certificate_pem: SecretStr | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
-        self._secret = secret
+        self._client_secret = client_secret
+        self._certificate_pem = certificate_pem
 
-    def client(self) -> GraphWorkbookClient:
-        return GraphWorkbookClient(self.cfg, self._secret)
+    def client(self) -> WorkbookCalls:
+        """A fresh client per batch: its retries are the batch's."""
+        graph = GraphClient(
+            who=f"sink '{self.name}'",
+            client_secret=self._client_secret,
+            certificate_pem=self._certificate_pem,
+            errors=ERRORS,
+            **self.cfg.client_options(),
+        )
+        return WorkbookCalls(self.cfg, graph)
 
     def precheck(self) -> None:
         self.client().drive_id()
@@ -261,7 +191,7 @@ class SharePointExcelExporter:
     def _item_path(self) -> str:
         return quote(self.cfg.workbook_path.strip("/"))
 
-    def _ensure_workbook(self, client: GraphWorkbookClient, header: list[str]) -> str:
+    def _ensure_workbook(self, client: WorkbookCalls, header: list[str]) -> str:
         drive = client.drive_id()
         found = client.call("GET", f"/drives/{drive}/root:/{self._item_path()}", ok=(200, 404))
         if found.status_code == 200:
@@ -308,7 +238,7 @@ class SharePointExcelExporter:
 
     def _write(
         self,
-        client: GraphWorkbookClient,
+        client: WorkbookCalls,
         base: str,
         session_id: str,
         header: list[str],
@@ -367,7 +297,7 @@ class SharePointExcelExporter:
 
     def _flush(
         self,
-        client: GraphWorkbookClient,
+        client: WorkbookCalls,
         sheet_path: str,
         session_id: str,
         updates: list[tuple[int, list[Any]]],
@@ -398,7 +328,7 @@ class SharePointExcelExporter:
 
     def _patch(
         self,
-        client: GraphWorkbookClient,
+        client: WorkbookCalls,
         sheet_path: str,
         session_id: str,
         first_row: int,
@@ -426,11 +356,10 @@ def _local_rows(df: DataFrame) -> Iterator[tuple[Any, ...]]:
         yield tuple(row)
 
 
-def _factory(name: str, cfg: Any, resolver: SecretResolver | None) -> SharePointExcelExporter:
-    secret = None
-    if cfg.client_secret is not None:
-        secret = require_resolver(resolver, name).resolve(cfg.client_secret)
-    return SharePointExcelExporter(name, cfg, secret)
+def _factory(
+    name: str, cfg: SharePointExcelExporterConfig, resolver: SecretResolver
+) -> SharePointExcelExporter:
+    return SharePointExcelExporter(name, cfg, *cfg.credentials(resolver))
 
 
-register_exporter(CONNECTOR_TYPE, _factory)
+register_exporter(EXPORTER_TYPE, SharePointExcelExporterConfig, _factory)

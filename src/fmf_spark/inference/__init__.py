@@ -3,7 +3,9 @@
 - :func:`infer` / :class:`InferenceStep`: call a model once per row of a DataFrame
   (``mapInPandas``), with a job-wide quota, retries, a ``request_id`` cache, costs.
 - :class:`RetryingClient` over the provider adapters (:mod:`.azure_openai` for Azure
-  OpenAI and OpenAI-compatible endpoints, :mod:`.bedrock` for Bedrock Converse).
+  OpenAI and OpenAI-compatible endpoints, :mod:`.bedrock` for Bedrock Converse,
+  :mod:`.simulator` for the local simulator); a provider type is one module: its config
+  model, its client factory and one :func:`register_provider` call.
 - :func:`estimate_prompt_tokens` (the chain dry-run's token estimate) and
   :func:`cost_usd` (the price table).
 
@@ -24,7 +26,13 @@ from fmf_spark.inference.base import (
 from fmf_spark.inference.client import RetryingClient, RetryPolicy
 from fmf_spark.inference.cost import compute_cost, cost_usd
 from fmf_spark.inference.limiter import QuotaBroker, QuotaBucket, QuotaSpec
-from fmf_spark.inference.providers import ProviderRuntime
+from fmf_spark.inference.metrics import OutputMetrics, output_metrics
+from fmf_spark.inference.providers import (
+    ProviderRuntime,
+    build_provider,
+    register_provider,
+    registered_providers,
+)
 from fmf_spark.inference.runner import (
     InferenceStep,
     infer,
@@ -43,6 +51,7 @@ __all__ = [
     "InferenceStep",
     "LLMClient",
     "Message",
+    "OutputMetrics",
     "ProviderRuntime",
     "QuotaBroker",
     "QuotaBucket",
@@ -51,6 +60,7 @@ __all__ = [
     "RateLimitInfo",
     "RetryPolicy",
     "RetryingClient",
+    "build_provider",
     "compute_cost",
     "cost_usd",
     "count_tokens",
@@ -58,6 +68,9 @@ __all__ = [
     "estimate_request_tokens",
     "infer",
     "inference_metrics",
+    "output_metrics",
     "parse_messages",
+    "register_provider",
+    "registered_providers",
     "request_id",
 ]

@@ -4,15 +4,24 @@ The SDK's own retries are off (``max_retries=0``): the :mod:`retry policy
 <fmf_spark.inference.client>` owns retries, so every call is counted and paced by the
 job-wide limiter. Errors are mapped to the :class:`~fmf_spark.errors.InferenceError`
 family; the ``x-ratelimit-*`` headers of every answer are passed on to the limiter.
+
+The SDK builds its own HTTP client: openai 1.x and 2.x on ``httpx``, 3.x on ``httpx2``.
+Passing one of ours would tie the code to one of them (and to a package the SDK no
+longer depends on); its default pool (``openai.DEFAULT_CONNECTION_LIMITS``) is larger
+than any per-task concurrency, so ``pool`` needs no setting here.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import Field
 
 from fmf_spark._deps import require
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.inference import ProviderConfig
 from fmf_spark.errors import (
     AuthError,
     ContentFiltered,
@@ -30,6 +39,38 @@ from fmf_spark.inference.base import (
     RateLimitInfo,
     TokenCallback,
 )
+from fmf_spark.inference.providers import register_provider
+
+if TYPE_CHECKING:
+    from fmf_spark.inference.providers import ProviderRuntime
+
+
+class AzureOpenAIProviderConfig(ProviderConfig):
+    """An Azure OpenAI deployment: API key, else Entra ID (azure-identity)."""
+
+    type: Literal["azure_openai"] = "azure_openai"
+    endpoint: str = Field(description="https://<resource>.openai.azure.com")
+    api_version: str = "2024-10-21"
+    deployment: str
+    model: str | None = Field(default=None, description="Model name for the price table.")
+    api_key: SecretRef | None = Field(
+        default=None, description="Default: Entra ID (azure-identity)."
+    )
+
+    def model_name(self) -> str:
+        return self.model or self.deployment
+
+
+class OpenAIProviderConfig(ProviderConfig):
+    """The OpenAI API or any compatible endpoint."""
+
+    type: Literal["openai"] = "openai"
+    base_url: str | None = None
+    model: str
+    api_key: SecretRef | None = None
+
+    def model_name(self) -> str:
+        return self.model
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -118,6 +159,16 @@ def map_openai_error(exc: Exception) -> InferenceError:
     code = str(exc.code or body.get("code") or "")
     message = str(body.get("message") or exc.message)
     text = f"HTTP {status} {code}: {message}".replace(" : ", ": ")
+    # the limiter adapts to the headers of failed calls too
+    error = _status_error(status, code, message, text, headers)
+    error.rate_limit = rate_limit_from(headers)
+    return error
+
+
+def _status_error(
+    status: int, code: str, message: str, text: str, headers: Mapping[str, str] | None
+) -> InferenceError:
+    """The error of an HTTP status (and the provider's error code and message)."""
     error: InferenceError
     if status == 429:
         if code == "insufficient_quota" or (
@@ -138,8 +189,6 @@ def map_openai_error(exc: Exception) -> InferenceError:
         error = ContextLengthExceeded(text, hint="shorten the chunks or the prompt")
     else:
         error = InvalidRequest(text)
-    # the limiter adapts to the headers of failed calls too
-    setattr(error, "rate_limit", rate_limit_from(headers))  # noqa: B010
     return error
 
 
@@ -251,15 +300,17 @@ class OpenAIChatAdapter:
 def openai_adapter(
     *, base_url: str | None, api_key: str | None, model: str, timeout_s: float, pool: int
 ) -> OpenAIChatAdapter:
-    """An adapter for the OpenAI API or a compatible endpoint (the simulator)."""
+    """An adapter for the OpenAI API or a compatible endpoint (the simulator).
+
+    ``pool`` (the task's concurrency) is accepted for the same signature as the other
+    providers; the SDK's default pool is larger than it.
+    """
     openai = require("openai")
-    httpx = require("httpx", extra="openai")
     client = openai.OpenAI(
         base_url=base_url,
         api_key=api_key or "unused",
         max_retries=0,
         timeout=timeout_s,
-        http_client=httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=pool + 2)),
     )
     return OpenAIChatAdapter(client, model)
 
@@ -276,7 +327,6 @@ def azure_openai_adapter(
 ) -> OpenAIChatAdapter:
     """An adapter for an Azure OpenAI deployment: API key, else Entra ID (azure-identity)."""
     openai = require("openai")
-    httpx = require("httpx", extra="openai")
     auth: dict[str, Any]
     if api_key is not None:
         auth = {"api_key": api_key}
@@ -292,7 +342,34 @@ def azure_openai_adapter(
         api_version=api_version,
         max_retries=0,
         timeout=timeout_s,
-        http_client=httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=pool + 2)),
         **auth,
     )
     return OpenAIChatAdapter(client, model, request_model=deployment)
+
+
+def _openai_client(rt: ProviderRuntime, pool: int) -> OpenAIChatAdapter:
+    cfg = cast(OpenAIProviderConfig, rt.config)  # the registry key is the config's type
+    return openai_adapter(
+        base_url=cfg.base_url,
+        api_key=rt.secret("api_key"),
+        model=cfg.model_name(),
+        timeout_s=cfg.timeout_s,
+        pool=pool,
+    )
+
+
+def _azure_client(rt: ProviderRuntime, pool: int) -> OpenAIChatAdapter:
+    cfg = cast(AzureOpenAIProviderConfig, rt.config)  # the registry key is the config's type
+    return azure_openai_adapter(
+        endpoint=cfg.endpoint,
+        deployment=cfg.deployment,
+        api_version=cfg.api_version,
+        api_key=rt.secret("api_key"),
+        model=cfg.model_name(),
+        timeout_s=cfg.timeout_s,
+        pool=pool,
+    )
+
+
+register_provider("azure_openai", AzureOpenAIProviderConfig, _azure_client)
+register_provider("openai", OpenAIProviderConfig, _openai_client)

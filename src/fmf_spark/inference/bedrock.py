@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+
+from pydantic import Field
 
 from fmf_spark._deps import require
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.inference import ProviderConfig
 from fmf_spark.errors import (
     AuthError,
     ContentFiltered,
@@ -27,6 +31,28 @@ from fmf_spark.errors import (
 )
 from fmf_spark.inference.azure_openai import retry_after_from
 from fmf_spark.inference.base import Completion, CompletionParams, Message, TokenCallback
+from fmf_spark.inference.providers import register_provider
+
+if TYPE_CHECKING:
+    from fmf_spark.inference.providers import ProviderRuntime
+
+
+class BedrockProviderConfig(ProviderConfig):
+    """A Bedrock model through the Converse API."""
+
+    # Bedrock gives back the unused part of max_tokens after the answer
+    refunds_unused_completion: ClassVar[bool] = True
+
+    type: Literal["bedrock"] = "bedrock"
+    region: str | None = None
+    model_id: str
+    endpoint_url: str | None = Field(default=None, description="Override, e.g. the simulator.")
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
+
+    def model_name(self) -> str:
+        return self.model_id
+
 
 _RATE_LIMITED = {"ThrottlingException", "TooManyRequestsException"}
 _TRANSIENT = {
@@ -198,3 +224,19 @@ def bedrock_adapter(
         "bedrock-runtime", region_name=region, endpoint_url=endpoint_url, config=config, **creds
     )
     return BedrockConverseAdapter(client, model_id)
+
+
+def _bedrock_client(rt: ProviderRuntime, pool: int) -> BedrockConverseAdapter:
+    cfg = cast(BedrockProviderConfig, rt.config)  # the registry key is the config's type
+    return bedrock_adapter(
+        model_id=cfg.model_id,
+        region=cfg.region,
+        endpoint_url=cfg.endpoint_url,
+        access_key_id=rt.secret("access_key_id"),
+        secret_access_key=rt.secret("secret_access_key"),
+        timeout_s=cfg.timeout_s,
+        pool=pool,
+    )
+
+
+register_provider("bedrock", BedrockProviderConfig, _bedrock_client)

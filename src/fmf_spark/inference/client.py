@@ -11,8 +11,9 @@
 - **Structured output**: the answer is validated against the schema; invalid JSON is an
   :class:`~fmf_spark.errors.InvalidOutput`, or one repair call when ``repair_retry``.
 
-Every raised error carries ``attempts`` (calls made) and ``elapsed_ms`` attributes, and
-:class:`InvalidOutput` the ``completion`` that failed validation (its tokens were paid).
+Every raised error carries ``attempts`` (calls made) and ``elapsed_ms``, and
+:class:`InvalidOutput` the ``completion`` that failed validation (its tokens were paid):
+fields every :class:`~fmf_spark.errors.InferenceError` declares.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fmf_spark.config.inference import RetryConfig
-from fmf_spark.errors import InferenceError, InvalidOutput, QuotaExhausted, RateLimited
+from fmf_spark.errors import (
+    InferenceError,
+    InvalidOutput,
+    QuotaExhausted,
+    RateLimited,
+    RetryableInferenceError,
+)
 from fmf_spark.inference.base import (
     Completion,
     CompletionParams,
@@ -114,9 +121,7 @@ class RetryingClient:
                 wait = exc.retry_after
                 if wait is None:  # no Retry-After (Bedrock): back off, and hold every task
                     wait = self.policy.backoff(attempts, None, self._rng)
-                self.limiter.report(
-                    lease, retry_after=wait, rate_limit=getattr(exc, "rate_limit", None)
-                )
+                self.limiter.report(lease, retry_after=wait, rate_limit=exc.rate_limit)
                 if now - rate_limited_since + wait > self.policy.max_rate_limited_s:
                     raise _annotate(exc, attempts, started) from None
                 # the shared limiter now holds every task until the reset; this call
@@ -127,13 +132,13 @@ class RetryingClient:
                 self.limiter.report(lease, quota_exhausted=exc.message)
                 raise _annotate(exc, attempts, started) from None
             except InferenceError as exc:
-                self.limiter.report(lease, rate_limit=getattr(exc, "rate_limit", None))
+                self.limiter.report(lease, rate_limit=exc.rate_limit)
                 if not exc.retryable:
                     raise _annotate(exc, attempts, started) from None
                 transient_failures += 1
                 if transient_failures >= self.policy.max_attempts:
                     raise _annotate(exc, attempts, started) from None
-                retry_after = getattr(exc, "retry_after", None)
+                retry_after = exc.retry_after if isinstance(exc, RetryableInferenceError) else None
                 self._sleep(self.policy.backoff(transient_failures, retry_after, self._rng))
                 continue
             actual = completion.prompt_tokens + (
@@ -155,7 +160,7 @@ class RetryingClient:
                         Message("user", REPAIR_INSTRUCTION.format(error=exc.message)),
                     ]
                     continue
-                exc.completion = completion  # type: ignore[attr-defined]
+                exc.completion = completion
                 raise _annotate(exc, attempts, started) from None
 
     def close(self) -> None:
@@ -163,6 +168,6 @@ class RetryingClient:
 
 
 def _annotate(exc: InferenceError, attempts: int, started: float) -> InferenceError:
-    exc.attempts = attempts  # type: ignore[attr-defined]
-    exc.elapsed_ms = int((time.monotonic() - started) * 1000)  # type: ignore[attr-defined]
+    exc.attempts = attempts
+    exc.elapsed_ms = int((time.monotonic() - started) * 1000)
     return exc

@@ -1,84 +1,78 @@
-"""Providers by type: build the adapter for a provider config, on the driver or an executor.
+"""Providers by type: the registry, and the built provider that travels to executors.
 
-:class:`ProviderRuntime` is what travels to executors in the pickled closure of the
-batch runner: the provider config and its secrets, resolved on the driver as
-:class:`~pydantic.SecretStr` (never through ``os.environ`` or Spark conf); the executor
-registers them with its redaction before building the client.
+A provider type is one module (:mod:`.azure_openai`, :mod:`.bedrock`, :mod:`.simulator`):
+its config model (a :class:`~fmf_spark.config.inference.ProviderConfig`, which says the
+model it calls), a client factory, and one :func:`register_provider` call.
+
+:class:`ProviderRuntime` is a provider built on the driver: its config and its secrets,
+resolved as :class:`~pydantic.SecretStr` (never through ``os.environ`` or Spark conf).
+It is what the batch runner pickles into its ``mapInPandas`` closure; the executor
+registers the secrets with its redaction before building the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from fmf_spark.config.inference import (
-    AzureOpenAIProviderConfig,
-    BedrockProviderConfig,
-    OpenAIProviderConfig,
-)
-from fmf_spark.config.secrets import SecretResolver
+from fmf_spark.config.base import SecretRef
+from fmf_spark.config.inference import ProviderConfig
 from fmf_spark.errors import ConfigError
 from fmf_spark.inference.base import LLMClient
 from fmf_spark.inference.limiter import QuotaSpec
+from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.redaction import register_secret
+from fmf_spark.registry import PROVIDERS, Plugin
 
-AnyProviderConfig = AzureOpenAIProviderConfig | OpenAIProviderConfig | BedrockProviderConfig
+if TYPE_CHECKING:
+    from fmf_spark.config.models import FmfConfig
+    from fmf_spark.config.secrets import SecretResolver
 
-
-def _openai(rt: ProviderRuntime, pool: int) -> LLMClient:
-    from fmf_spark.inference.azure_openai import openai_adapter
-
-    cfg = cast(OpenAIProviderConfig, rt.config)  # the registry key is the config's type
-    return openai_adapter(
-        base_url=cfg.base_url,
-        api_key=rt.secret("api_key"),
-        model=cfg.model,
-        timeout_s=cfg.timeout_s,
-        pool=pool,
-    )
+#: ``(built provider, HTTP connections to keep) -> a single-call client``
+ClientFactory = Callable[["ProviderRuntime", int], LLMClient]
 
 
-def _azure(rt: ProviderRuntime, pool: int) -> LLMClient:
-    from fmf_spark.inference.azure_openai import azure_openai_adapter
+def register_provider(
+    type_name: str, config_model: type[ProviderConfig], factory: ClientFactory
+) -> Plugin[ClientFactory]:
+    """Register a provider type: its config model and the factory of its client.
 
-    cfg = cast(AzureOpenAIProviderConfig, rt.config)
-    return azure_openai_adapter(
-        endpoint=cfg.endpoint,
-        deployment=cfg.deployment,
-        api_version=cfg.api_version,
-        api_key=rt.secret("api_key"),
-        model=rt.model,
-        timeout_s=cfg.timeout_s,
-        pool=pool,
-    )
+    Raises:
+        ValueError: the type is already registered.
 
-
-def _bedrock(rt: ProviderRuntime, pool: int) -> LLMClient:
-    from fmf_spark.inference.bedrock import bedrock_adapter
-
-    cfg = cast(BedrockProviderConfig, rt.config)
-    return bedrock_adapter(
-        model_id=cfg.model_id,
-        region=cfg.region,
-        endpoint_url=cfg.endpoint_url,
-        access_key_id=rt.secret("access_key_id"),
-        secret_access_key=rt.secret("secret_access_key"),
-        timeout_s=cfg.timeout_s,
-        pool=pool,
-    )
+    Example:
+        >>> register_provider("vertex", VertexProviderConfig, vertex_client)  # doctest: +SKIP
+    """
+    return PROVIDERS.register(type_name, Plugin(type_name, config_model, factory))
 
 
-#: provider type -> adapter factory; one entry per module, registered once
-ADAPTERS: dict[str, Callable[[ProviderRuntime, int], LLMClient]] = {
-    "openai": _openai,
-    "azure_openai": _azure,
-    "bedrock": _bedrock,
-}
+def registered_providers() -> list[str]:
+    """The provider types a config may name."""
+    return PROVIDERS.names()
 
-_SECRET_FIELDS = ("api_key", "access_key_id", "secret_access_key")
+
+def provider_config(name: str, providers: Mapping[str, Any]) -> ProviderConfig:
+    """The provider named ``name`` or a :class:`ConfigError` listing the known ones."""
+    if name not in providers:
+        raise ConfigError(
+            f"inference provider '{name}' is not configured; "
+            f"allowed: {', '.join(sorted(providers)) or 'none declared'}"
+        )
+    cfg: ProviderConfig = providers[name]
+    return cfg
+
+
+def _secret_refs(cfg: ProviderConfig) -> dict[str, SecretRef]:
+    """Every secret reference among the provider config's own fields."""
+    refs = {}
+    for field_name in type(cfg).model_fields:
+        value = getattr(cfg, field_name)
+        if isinstance(value, SecretRef):
+            refs[field_name] = value
+    return refs
 
 
 @dataclass(frozen=True)
@@ -86,19 +80,22 @@ class ProviderRuntime:
     """A provider config with its secrets resolved; picklable, safe to ``repr``."""
 
     name: str
-    config: AnyProviderConfig
+    config: ProviderConfig
     secrets: dict[str, SecretStr] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, name: str, config: AnyProviderConfig, resolver: SecretResolver | None
+        cls, name: str, config: ProviderConfig, resolver: SecretResolver | None
     ) -> ProviderRuntime:
-        """Resolve the provider's secrets (on the driver)."""
+        """Resolve the provider's secrets (on the driver).
+
+        Raises:
+            ConfigError: unknown type, or a secret without a resolver.
+            SecretError: a secret that does not resolve.
+        """
+        PROVIDERS.get(config.type)  # an unknown type fails here, not on an executor
         resolved: dict[str, SecretStr] = {}
-        for field_name in _SECRET_FIELDS:
-            ref = getattr(config, field_name, None)
-            if ref is None:
-                continue
+        for field_name, ref in _secret_refs(config).items():
             if resolver is None:
                 raise ConfigError(
                     f"provider '{name}' needs secret '{ref.secret}' but no resolver was given"
@@ -109,12 +106,7 @@ class ProviderRuntime:
     @property
     def model(self) -> str:
         """The model name of the outputs and the price table."""
-        cfg = self.config
-        if isinstance(cfg, AzureOpenAIProviderConfig):
-            return cfg.model or cfg.deployment
-        if isinstance(cfg, BedrockProviderConfig):
-            return cfg.model_id
-        return cfg.model
+        return self.config.model_name()
 
     def secret(self, field_name: str) -> str | None:
         value = self.secrets.get(field_name)
@@ -135,24 +127,40 @@ class ProviderRuntime:
             tokens_per_minute=rl.tokens_per_minute,
             window_s=rl.window_s,
             headroom=rl.headroom,
-            refund_unused_completion=isinstance(self.config, BedrockProviderConfig),
+            refund_unused_completion=type(self.config).refunds_unused_completion,
         )
 
     def adapter(self, pool: int = 4) -> LLMClient:
         """A single-call client for this provider (no retry, no limiter)."""
         self.register_secrets()
-        return ADAPTERS[self.config.type](self, pool)
+        factory: ClientFactory = PROVIDERS.get(self.config.type).factory
+        return factory(self, pool)
+
+    def precheck(self) -> None:
+        """Build the client once on the driver, and load the token counter.
+
+        A missing SDK or extra, a malformed endpoint or credentials the SDK refuses fail
+        here, before any Spark job and before the first paid call. Nothing is sent.
+        """
+        count_tokens("warm up")  # the tokenizer prices every request
+        self.adapter(pool=1).close()
 
     def __repr__(self) -> str:
         return f"ProviderRuntime({self.name!r}, type={self.config.type!r}, secrets={sorted(self.secrets)})"
 
 
-def provider_config(name: str, providers: dict[str, Any]) -> AnyProviderConfig:
-    """The provider named ``name`` or a :class:`ConfigError` listing the known ones."""
-    if name not in providers:
-        raise ConfigError(
-            f"inference provider '{name}' is not configured; "
-            f"allowed: {', '.join(sorted(providers)) or 'none declared'}"
-        )
-    cfg: AnyProviderConfig = providers[name]
-    return cfg
+def build_provider(
+    name: str, config: FmfConfig, resolver: SecretResolver | None = None
+) -> ProviderRuntime:
+    """The provider named ``name`` in ``config.inference.providers``, secrets resolved.
+
+    Args:
+        name: a key of ``inference.providers``.
+        config: the loaded config.
+        resolver: resolves the provider's secrets (default: from ``config.secrets``).
+    """
+    if resolver is None:
+        from fmf_spark.config.secrets import SecretResolver
+
+        resolver = SecretResolver(config.secrets)
+    return ProviderRuntime.build(name, provider_config(name, config.inference.providers), resolver)

@@ -19,11 +19,16 @@ The flow of :func:`infer`:
 Every input row gives exactly one output row (:data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`);
 a failed call is a row with ``status='error'`` and an ``error`` struct. A quota that will
 not clear soon stops every task (the limiter refuses further calls) and :func:`infer`
-raises :class:`~fmf_spark.errors.QuotaExhausted`, with the partial outputs attached as
-``exc.partial`` so the caller can save what was paid for.
+raises :class:`~fmf_spark.errors.QuotaExhausted`, with the partial outputs in its
+``partial`` field so the caller can save what was paid for.
 
 Rows served from the cache keep their original values with ``attempts = 0`` (no call in
-this run); :func:`inference_metrics` counts cost and calls for ``attempts > 0`` only.
+this run); :func:`~fmf_spark.inference.metrics.output_metrics` counts cost and calls
+for ``attempts > 0`` only.
+
+The provider is built by the caller when it has one (the composition root builds and
+prechecks every provider a run uses, once, on the driver), else from the config; this
+module never starts a server.
 """
 
 from __future__ import annotations
@@ -37,38 +42,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fmf_spark.config.secrets import SecretResolver
 from fmf_spark.errors import InferenceError, InvalidRequest, QuotaExhausted
-from fmf_spark.inference.base import CompletionParams, parse_messages
+from fmf_spark.inference.base import Completion, CompletionParams, parse_messages
+from fmf_spark.inference.cache import read_cache
 from fmf_spark.inference.client import RetryingClient, RetryPolicy
 from fmf_spark.inference.cost import compute_cost
-from fmf_spark.inference.limiter import (
-    BrokerLimiter,
-    BrokerSpec,
-    Limiter,
-    LocalLimiter,
-    QuotaBroker,
-    QuotaSpec,
-    UnlimitedLimiter,
-)
-from fmf_spark.inference.providers import ProviderRuntime, provider_config
+from fmf_spark.inference.limiter import LimiterSpec, QuotaBroker, make_limiter
+from fmf_spark.inference.metrics import output_metrics
+from fmf_spark.inference.providers import ProviderRuntime, build_provider
 from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.redaction import redact
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
     from fmf_spark.config.inference import ModelPrice
     from fmf_spark.config.models import FmfConfig
+    from fmf_spark.config.secrets import SecretResolver
 
 log = get_logger(__name__)
-
-#: longest error message kept on a row
-MAX_ERROR_CHARS = 2000
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -149,49 +143,27 @@ def request_id(step: InferenceStep, model: str, messages: str) -> str:
 
 # --- the executor side --------------------------------------------------------------------
 
-RESULT_COLUMNS = [
-    "request_id",
-    "output_text",
-    "output_json",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "latency_ms",
-    "attempts",
-    "status",
-    "error",
-]
-RESULT_DDL = (
-    "request_id string, output_text string, output_json string, prompt_tokens bigint, "
-    "completion_tokens bigint, cost_usd double, latency_ms bigint, attempts int, "
-    "status string, error struct<code:string,message:string,retryable:boolean>"
-)
-
-LimiterSpec = BrokerSpec | QuotaSpec | None
+_INT_COLUMNS = ("prompt_tokens", "completion_tokens", "latency_ms", "attempts")
 
 
-def make_limiter(spec: LimiterSpec) -> Limiter:
-    """The limiter a task uses: the driver's broker, a local bucket, or none."""
-    if isinstance(spec, BrokerSpec):
-        return BrokerLimiter(spec)
-    if isinstance(spec, QuotaSpec):
-        return LocalLimiter(spec)
-    return UnlimitedLimiter()
+def _error_row(rid: str, exc: InferenceError, paid: Completion | None = None) -> dict[str, Any]:
+    """The result row of a failed request (with the tokens of an answer that was paid)."""
+    from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS
 
-
-def _error_row(rid: str, exc: InferenceError, **extra: Any) -> dict[str, Any]:
-    message = redact(exc.message)
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[:MAX_ERROR_CHARS] + "..."
-    row = dict.fromkeys(RESULT_COLUMNS)
+    row = dict.fromkeys(INFERENCE_RESULT_COLUMNS)
     row.update(
         request_id=rid,
-        attempts=int(getattr(exc, "attempts", 0)),
-        latency_ms=getattr(exc, "elapsed_ms", None),
-        status=STATUS_ERROR,
-        error={"code": exc.code, "message": message, "retryable": bool(exc.retryable)},
+        attempts=exc.attempts,
+        latency_ms=exc.elapsed_ms,
+        status="error",
+        error=exc.to_struct(redact(exc.message)),
     )
-    row.update(extra)
+    if paid is not None:
+        row.update(
+            output_text=paid.text,
+            prompt_tokens=paid.prompt_tokens,
+            completion_tokens=paid.completion_tokens,
+        )
     return row
 
 
@@ -205,7 +177,6 @@ class _Task:
     prices: dict[str, ModelPrice]
     concurrency: int
     policy: RetryPolicy
-    refund_unused_completion: bool = False
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -216,6 +187,11 @@ class _Task:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._stopped = threading.Event()
+
+    def _cost(self, completion: Completion) -> float | None:
+        return compute_cost(
+            completion.model, completion.prompt_tokens, completion.completion_tokens, self.prices
+        )
 
     def call(self, client: RetryingClient, rid: str, messages_json: str | None) -> dict[str, Any]:
         """One row: never raises, always returns a result row."""
@@ -231,19 +207,10 @@ class _Task:
             self._stopped.set()
             return _error_row(rid, exc)
         except InferenceError as exc:
-            failed = getattr(exc, "completion", None)
-            if failed is None:
-                return _error_row(rid, exc)
-            return _error_row(
-                rid,
-                exc,
-                output_text=failed.text,
-                prompt_tokens=failed.prompt_tokens,
-                completion_tokens=failed.completion_tokens,
-                cost_usd=compute_cost(
-                    client.model, failed.prompt_tokens, failed.completion_tokens, self.prices
-                ),
-            )
+            row = _error_row(rid, exc, exc.completion)
+            if exc.completion is not None:
+                row["cost_usd"] = self._cost(exc.completion)
+            return row
         except Exception as exc:  # an SDK or programming error: still one explicit row
             log.exception("unexpected error calling %s", self.runtime.name)
             return _error_row(
@@ -260,18 +227,18 @@ class _Task:
             else json.dumps(completion.json, ensure_ascii=False),
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
-            "cost_usd": compute_cost(
-                client.model, completion.prompt_tokens, completion.completion_tokens, self.prices
-            ),
+            "cost_usd": self._cost(completion),
             "latency_ms": completion.latency_ms,
             "attempts": completion.attempts,
-            "status": STATUS_OK,
+            "status": "ok",
             "error": None,
         }
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """The ``mapInPandas`` function: one client and one thread pool per task."""
         import pandas as pd
+
+        from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS
 
         self.runtime.register_secrets()
         count_tokens("warm up")  # load the tokenizer before the first reserved slot
@@ -281,21 +248,21 @@ class _Task:
             self.policy,
             limiter,
             repair_retry=self.step.repair_retry,
-            refund_unused_completion=self.refund_unused_completion,
+            refund_unused_completion=type(self.runtime.config).refunds_unused_completion,
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fmf-infer")
         try:
             for batch in batches:
                 rows = list(zip(batch["request_id"], batch["messages"], strict=True))
                 results = list(pool.map(lambda r: self.call(client, r[0], r[1]), rows))
-                frame = pd.DataFrame(results, columns=RESULT_COLUMNS)
-                for col in ("prompt_tokens", "completion_tokens", "latency_ms", "attempts"):
+                frame = pd.DataFrame(results, columns=list(INFERENCE_RESULT_COLUMNS))
+                for col in _INT_COLUMNS:
                     frame[col] = frame[col].astype("Int64")
                 yield frame
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             client.close()
-            close = getattr(limiter, "close", None)
+            close = getattr(limiter, "close", None)  # the broker's keeps a connection
             if close is not None:
                 close()
 
@@ -326,18 +293,6 @@ def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -
     return broker.client_spec(key, advertise)
 
 
-def _read_cache(spark: Any, cache_path: str) -> DataFrame | None:
-    from pyspark.sql import functions as F
-    from pyspark.sql.utils import AnalysisException
-
-    try:
-        cached = spark.read.format("delta").load(cache_path)
-    except AnalysisException:
-        return None  # no table yet: the first run
-    ok = cached.where(F.col("status") == STATUS_OK)
-    return ok.select(*RESULT_COLUMNS).dropDuplicates(["request_id"])
-
-
 def _nullable(name: str) -> Any:
     """The column, typed nullable (the outputs schema declares these nullable)."""
     from pyspark.sql import functions as F
@@ -352,52 +307,11 @@ def _nullable_lit(value: str, name: str) -> Any:
     return F.when(F.col("request_id").isNotNull(), F.lit(value)).alias(name)
 
 
-def infer(
-    df: DataFrame,
-    step: InferenceStep,
-    config: FmfConfig,
-    *,
-    cache_path: str | None = None,
-    resolver: SecretResolver | None = None,
-) -> DataFrame:
-    """Call the model for every row of ``df``; return one outputs row per input row.
-
-    Args:
-        df: at least ``doc_id`` (string), ``chunk_id`` (string, nullable) and
-            ``messages`` (JSON list of ``{"role", "content"}``).
-        step: provider, prompt identity and parameters.
-        config: the fmf config (providers, quotas, prices, limiter mode).
-        cache_path: a Delta table of earlier outputs: requests that succeeded there are
-            not called again. Read only; the caller persists the new outputs.
-        resolver: resolves the provider's secrets (default: from ``config.secrets``).
-
-    Returns:
-        A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
-        have already been made when it returns (it is materialised once).
-
-    Raises:
-        QuotaExhausted: the provider reported a quota that will not clear soon; the
-            partial outputs are in ``exc.partial``.
-        ConfigError: unknown provider, or a secret that cannot be resolved.
-
-    Example:
-        >>> out = infer(messages_df, step, cfg, cache_path="artefacts/cache/outputs")  # doctest: +SKIP
-        >>> out.groupBy("status").count().show()  # doctest: +SKIP
-    """
+def _keyed(df: DataFrame, prefix: str) -> DataFrame:
+    """The input rows with their ``request_id`` (sha256 of ``prefix`` + messages)."""
     from pyspark.sql import functions as F
 
-    from fmf_spark.simulator import ensure_simulator
-
-    config = ensure_simulator(config)
-    spark = df.sparkSession
-    cfg = provider_config(step.provider, config.inference.providers)
-    runtime = ProviderRuntime.build(step.provider, cfg, resolver or SecretResolver(config.secrets))
-    model = runtime.model
-    tasks = config.inference.tasks or spark.sparkContext.defaultParallelism
-    concurrency = step.concurrency or cfg.concurrency
-
-    prefix = request_prefix(step, model)
-    keyed = df.select(
+    return df.select(
         F.coalesce(
             F.sha2(F.concat(F.lit(prefix), F.coalesce(F.col("messages"), F.lit(""))), 256),
             F.lit(""),
@@ -406,38 +320,34 @@ def infer(
         F.col("chunk_id").cast("string").alias("chunk_id"),
         F.col("messages"),
     )
+
+
+def _answers(keyed: DataFrame, cached: DataFrame | None, task: _Task, tasks: int) -> DataFrame:
+    """One result per distinct request: called now, or from the cache (``attempts = 0``)."""
+    from pyspark.sql import functions as F
+
+    from fmf_spark.schemas import INFERENCE_RESULT_SCHEMA
+
     todo = keyed.select("request_id", "messages").dropDuplicates(["request_id"])
-    cached = _read_cache(spark, cache_path) if cache_path and config.inference.cache else None
     if cached is not None:
         todo = todo.join(cached.select("request_id"), "request_id", "left_anti")
-
-    quota = runtime.quota()
-    task = _Task(
-        runtime=runtime,
-        step=step,
-        limiter=_limiter_spec(spark, runtime, config.inference.limiter, tasks),
-        prices=dict(config.inference.prices),
-        concurrency=concurrency,
-        policy=RetryPolicy.from_config(cfg.retry),
-        refund_unused_completion=bool(quota and quota.refund_unused_completion),
-    )
-    log.info(
-        "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",
-        step.step,
-        runtime.name,
-        model,
-        tasks,
-        concurrency,
-        task.limiter,
-    )
-    started = time.monotonic()
-    results = todo.repartition(tasks).mapInPandas(task, RESULT_DDL)
+    results = todo.repartition(tasks).mapInPandas(task, INFERENCE_RESULT_SCHEMA)
     if cached is not None:
         results = results.unionByName(cached.withColumn("attempts", F.lit(0)))
+    return results
 
-    joined = keyed.join(results, "request_id", "left")
-    missing = F.col("status").isNull()
-    out = joined.select(
+
+def _outputs(keyed: DataFrame, answers: DataFrame, step: InferenceStep, model: str) -> DataFrame:
+    """Every input row with its answer, in exactly OUTPUTS_SCHEMA."""
+    from pyspark.sql import functions as F
+
+    from fmf_spark.schemas import STATUS_ERROR, error_column
+
+    joined = keyed.join(answers, "request_id", "left")
+    missing = error_column(
+        "inference.missing_result", "no result for this request (internal error)", True
+    )
+    return joined.select(
         F.col("request_id"),
         _nullable("doc_id"),
         _nullable("chunk_id"),
@@ -454,76 +364,110 @@ def infer(
         "latency_ms",
         "attempts",
         F.coalesce(F.col("status"), F.lit(STATUS_ERROR)).alias("status"),
-        F.when(
-            missing,
-            F.struct(
-                F.lit("inference.missing_result").alias("code"),
-                F.lit("no result for this request (internal error)").alias("message"),
-                F.lit(True).alias("retryable"),
-            ),
-        )
-        .otherwise(F.col("error"))
-        .alias("error"),
+        F.when(F.col("status").isNull(), missing).otherwise(F.col("error")).alias("error"),
     )
-    # Materialise once: the calls happen here, and later actions (or a rewrite of the
-    # cache table) never change or recompute the answers.
-    out = out.localCheckpoint(eager=True)
-    log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+
+
+def _raise_if_exhausted(out: DataFrame, runtime: ProviderRuntime) -> None:
+    """Raise :class:`QuotaExhausted` (the outputs in ``partial``) when a request met a
+    quota that will not clear soon."""
+    from pyspark.sql import functions as F
+
     exhausted = (
         out.where(F.col("error.code") == QuotaExhausted.code)
         .orderBy(F.col("attempts").desc())  # the provider's own message, not "not called"
         .limit(1)
         .collect()
     )
-    if exhausted:
-        reason = exhausted[0]["error"]["message"]
-        counts = {r["status"]: r["count"] for r in out.groupBy("status").count().collect()}
-        exc = QuotaExhausted(
-            f"provider '{runtime.name}' ({model}) has no quota left: {reason}. "
-            f"{counts.get(STATUS_OK, 0)} requests succeeded, {counts.get(STATUS_ERROR, 0)} did not.",
-            hint="rerun once the quota resets (or raise it): with the outputs saved as the "
-            "cache, only the failed requests are called again",
-        )
-        exc.partial = out  # type: ignore[attr-defined]
-        raise exc
+    if not exhausted:
+        return
+    reason = exhausted[0]["error"]["message"]
+    metrics = output_metrics(out)
+    raise QuotaExhausted(
+        f"provider '{runtime.name}' ({runtime.model}) has no quota left: {reason}. "
+        f"{metrics.ok} requests succeeded, {metrics.failed} did not.",
+        hint="rerun once the quota resets (or raise it): with the outputs saved as the "
+        "cache, only the failed requests are called again",
+        partial=out,
+    )
+
+
+def _plan_task(
+    spark: SparkSession, step: InferenceStep, runtime: ProviderRuntime, config: FmfConfig
+) -> tuple[_Task, int]:
+    """The task every partition runs, and how many partitions call at once."""
+    tasks = config.inference.tasks or spark.sparkContext.defaultParallelism
+    task = _Task(
+        runtime=runtime,
+        step=step,
+        limiter=_limiter_spec(spark, runtime, config.inference.limiter, tasks),
+        prices=dict(config.inference.prices),
+        concurrency=step.concurrency or runtime.config.concurrency,
+        policy=RetryPolicy.from_config(runtime.config.retry),
+    )
+    log.info(
+        "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",
+        step.step,
+        runtime.name,
+        runtime.model,
+        tasks,
+        task.concurrency,
+        task.limiter,
+    )
+    return task, tasks
+
+
+def infer(
+    df: DataFrame,
+    step: InferenceStep,
+    config: FmfConfig,
+    *,
+    cache_path: str | None = None,
+    resolver: SecretResolver | None = None,
+    provider: ProviderRuntime | None = None,
+) -> DataFrame:
+    """Call the model for every row of ``df``; return one outputs row per input row.
+
+    Args:
+        df: at least ``doc_id`` (string), ``chunk_id`` (string, nullable) and
+            ``messages`` (JSON list of ``{"role", "content"}``).
+        step: provider, prompt identity and parameters.
+        config: the fmf config (providers, quotas, prices, limiter mode).
+        cache_path: a Delta table of earlier outputs: requests that succeeded there are
+            not called again. Read only; the caller persists the new outputs.
+        resolver: resolves the provider's secrets when ``provider`` is not given
+            (default: from ``config.secrets``).
+        provider: ``step.provider`` already built (and prechecked) by the caller.
+
+    Returns:
+        A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
+        have already been made when it returns (it is materialised once).
+
+    Raises:
+        QuotaExhausted: the provider reported a quota that will not clear soon; the
+            partial outputs are in its ``partial`` field.
+        ConfigError: unknown provider, or a secret that cannot be resolved.
+
+    Example:
+        >>> out = infer(messages_df, step, cfg, cache_path="artefacts/cache/outputs")  # doctest: +SKIP
+        >>> out.groupBy("status").count().show()  # doctest: +SKIP
+    """
+    spark = df.sparkSession
+    runtime = provider or build_provider(step.provider, config, resolver)
+    keyed = _keyed(df, request_prefix(step, runtime.model))
+    cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
+    task, tasks = _plan_task(spark, step, runtime, config)
+    started = time.monotonic()
+    # Materialise once: the calls happen here, and later actions (or a rewrite of the
+    # cache table) never change or recompute the answers.
+    out = _outputs(keyed, _answers(keyed, cached, task, tasks), step, runtime.model)
+    out = out.localCheckpoint(eager=True)
+    log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    _raise_if_exhausted(out, runtime)
     return out
 
 
 def inference_metrics(outputs: DataFrame) -> dict[str, Any]:
-    """Totals of an outputs DataFrame for the run metrics (one aggregation).
-
-    Keys: ``rows``, ``ok``, ``errors``, ``cached`` (rows answered without a call),
-    ``calls``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd`` (this run's calls
-    only), ``errors_by_code``.
-    """
-    from pyspark.sql import functions as F
-
-    called = F.col("attempts") > 0
-    row = outputs.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.col("status") == STATUS_OK, 1).otherwise(0)).alias("ok"),
-        F.sum(F.when(F.col("status") != STATUS_OK, 1).otherwise(0)).alias("errors"),
-        F.sum(F.when(F.col("attempts") == 0, 1).otherwise(0)).alias("cached"),
-        F.sum(F.coalesce(F.col("attempts"), F.lit(0))).alias("calls"),
-        F.sum(F.when(called, F.col("prompt_tokens"))).alias("prompt_tokens"),
-        F.sum(F.when(called, F.col("completion_tokens"))).alias("completion_tokens"),
-        F.sum(F.when(called, F.col("cost_usd"))).alias("cost_usd"),
-    ).collect()[0]
-    by_code = {
-        r["code"]: r["count"]
-        for r in outputs.where(F.col("status") != STATUS_OK)
-        .groupBy(F.col("error.code").alias("code"))
-        .count()
-        .collect()
-    }
-    return {
-        "rows": int(row["rows"] or 0),
-        "ok": int(row["ok"] or 0),
-        "errors": int(row["errors"] or 0),
-        "cached": int(row["cached"] or 0),
-        "calls": int(row["calls"] or 0),
-        "prompt_tokens": int(row["prompt_tokens"] or 0),
-        "completion_tokens": int(row["completion_tokens"] or 0),
-        "cost_usd": float(row["cost_usd"] or 0.0),
-        "errors_by_code": by_code,
-    }
+    """Totals of an outputs DataFrame for the run metrics (see
+    :mod:`fmf_spark.inference.metrics` for what each key counts)."""
+    return output_metrics(outputs).as_dict()

@@ -2,42 +2,32 @@
 
 Azure OpenAI and OpenAI count a chat request's prompt as the tokens of every message
 plus a small per-message framing overhead (3 tokens per message, 3 to prime the
-reply); the TPM limiter charges ``prompt + max_tokens`` at admission. We use the
-``o200k_base`` encoding (GPT-4o family) through ``bpe-openai`` when it is installed and
-fall back to a conservative 1 token per 3 characters otherwise, so an estimate is never
-far below what the provider charges. Bedrock counts with the model's own tokenizer,
-which we cannot reproduce exactly; the estimate is corrected by the reported usage.
+reply); the TPM limiter charges ``prompt + max_tokens`` at admission. Text is counted
+in the ``o200k_base`` encoding (GPT-4o family) by the one token counter of the package,
+:func:`fmf_spark.processing.tokens.count_tokens` (``bpe-openai``, offline). Bedrock
+counts with the model's own tokenizer, which we cannot reproduce exactly; the estimate
+is corrected by the reported usage.
+
+Without ``bpe-openai`` counting fails with the pip command that installs it, on
+purpose: a guess (characters / 3) would under-charge text that tokenizes densely (CJK,
+code) and send the job into 429s, and would make dry-run costs wrong. The provider
+extras carry ``bpe-openai``, and a provider's precheck counts once on the driver, so a
+missing tokenizer stops the run before any Spark job.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fmf_spark.processing.tokens import count_tokens
+
 #: framing tokens the OpenAI chat format adds per message and to prime the answer
 TOKENS_PER_MESSAGE = 3
 TOKENS_REPLY_PRIMING = 3
-
-
-@functools.lru_cache(maxsize=1)
-def _encoder() -> Any:
-    try:
-        import bpe_openai
-    except ImportError:
-        return None
-    return bpe_openai.get_encoding("o200k_base")
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of ``text`` in ``o200k_base`` (or ceil(len/3) without the tokenizer)."""
-    if not text:
-        return 0
-    encoder = _encoder()
-    if encoder is None:
-        return -(-len(text) // 3)
-    return len(encoder.encode(text, disallowed_special=()))
+#: the encoding of every supported model's estimate
+ENCODING = "o200k_base"
 
 
 def message_text(content: Any) -> str:
@@ -75,7 +65,7 @@ def estimate_prompt_tokens(messages: str | Iterable[Mapping[str, Any]], model: s
     total = TOKENS_REPLY_PRIMING
     for message in items:
         total += TOKENS_PER_MESSAGE
-        total += count_tokens(message_text(message.get("content")))
+        total += count_tokens(message_text(message.get("content")), ENCODING)
     return total
 
 
@@ -84,3 +74,14 @@ def estimate_request_tokens(
 ) -> int:
     """What the TPM limiter charges at admission: prompt tokens + ``max_tokens``."""
     return estimate_prompt_tokens(messages, model) + max(0, int(max_tokens))
+
+
+__all__ = [
+    "ENCODING",
+    "TOKENS_PER_MESSAGE",
+    "TOKENS_REPLY_PRIMING",
+    "count_tokens",
+    "estimate_prompt_tokens",
+    "estimate_request_tokens",
+    "message_text",
+]

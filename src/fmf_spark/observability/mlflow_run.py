@@ -158,7 +158,7 @@ class MlflowRunSession:
                 log.warning("could not close MLflow run %s: %s", self.run_id, redact(str(exc)))
 
     def _link_prompts(self, ctx: RunContext) -> None:
-        from fmf_spark.prompts.mlflow_sync import mirror_version
+        from fmf_spark.observability.mlflow_prompts import mirror_version
 
         if not hasattr(self.client, "link_prompt_version_to_run"):
             log.warning("this MLflow cannot link prompt versions to runs; skipped")

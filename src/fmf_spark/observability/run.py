@@ -36,6 +36,7 @@ from fmf_spark import __version__
 from fmf_spark.errors import FmfError
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.redaction import redact
+from fmf_spark.storage import join_uri, local_path, write_text
 
 if TYPE_CHECKING:
     from fmf_spark.config.models import FmfConfig
@@ -62,59 +63,6 @@ def config_hash(config: FmfConfig) -> str:
 
 def file_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def join_uri(root: str, *parts: str) -> str:
-    """Join a local path or a URI (``s3://``, ``dbfs:/``, ``abfss://``) with parts."""
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def local_path(uri: str) -> Path | None:
-    """The local filesystem path of ``uri``, or ``None`` for remote stores (``s3://``)."""
-    if uri.startswith("dbfs:/"):
-        return Path("/dbfs") / uri.removeprefix("dbfs:/").lstrip("/")
-    if uri.startswith("file:"):
-        return Path(uri.removeprefix("file:").removeprefix("//"))
-    if "://" in uri:
-        return None
-    return Path(uri)
-
-
-def write_text(uri: str, text: str) -> None:
-    """Write a small text file to a local path, DBFS/Volumes, or S3."""
-    path = local_path(uri)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        return
-    if uri.startswith(("s3://", "s3a://")):
-        from fmf_spark._deps import require
-
-        boto3 = require("boto3")
-        bucket, _, key = uri.split("://", 1)[1].partition("/")
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
-        return
-    raise FmfError(f"cannot write {uri}: unsupported scheme", code="observability.write")
-
-
-def read_text(uri: str) -> str:
-    """Read a small text file from a local path, DBFS/Volumes, or S3."""
-    path = local_path(uri)
-    if path is not None:
-        return path.read_text(encoding="utf-8")
-    if uri.startswith(("s3://", "s3a://")):
-        from fmf_spark._deps import require
-
-        boto3 = require("boto3")
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket, _, key = uri.split("://", 1)[1].partition("/")
-        try:
-            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise FmfError(f"cannot read {uri}: {exc}", code="observability.read") from None
-        return str(body.decode("utf-8"))
-    raise FmfError(f"cannot read {uri}: unsupported scheme", code="observability.read")
 
 
 @dataclass

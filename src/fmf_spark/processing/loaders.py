@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -57,7 +58,7 @@ def markdown_table(rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
-def _trim(rows: list[list[Any]]) -> list[list[Any]]:
+def trim_rows(rows: list[list[Any]]) -> list[list[Any]]:
     """Drop empty trailing rows and columns (spreadsheets report a padded used range)."""
 
     def empty(v: Any) -> bool:
@@ -80,15 +81,20 @@ def load_text(data: bytes) -> Loaded:
     return Loaded(text, metadata={"encoding": encoding})
 
 
-def load_csv(data: bytes) -> Loaded:
+def load_csv(data: bytes, delimiter: str | None = None) -> Loaded:
+    """A delimited table as a markdown table (the delimiter sniffed unless given)."""
     text, encoding = decode_text(data)
     sample = text[:16384]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    dialect: Any
+    if delimiter is not None:
+        dialect = csv.excel_tab if delimiter == "\t" else csv.excel
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
-    rows = _trim(rows)
+    rows = trim_rows(rows)
     return Loaded(
         markdown_table(rows),
         metadata={"encoding": encoding, "rows": str(max(len(rows) - 1, 0))},
@@ -136,6 +142,8 @@ _WS = re.compile(r"\s+")
 class _HtmlToMarkdown:
     def __init__(self) -> None:
         self.out: list[str] = []
+        #: > 0 while rendering a table cell: a table inside it is flattened into the cell
+        self.in_cell = 0
 
     def block(self, text: str) -> None:
         text = text.strip()
@@ -159,6 +167,11 @@ class _HtmlToMarkdown:
                 parts.append(f"*{inner}*" if inner else "")
             elif tag == "code":
                 parts.append(f"`{child.text_content()}`")
+            elif tag == "img":
+                alt = (child.get("alt") or "").strip()
+                parts.append(f"![{alt}]()" if alt else "")
+            elif tag == "table" and self.in_cell:
+                parts.append(self.flat_table(child))
             elif tag == "a":
                 inner = self.inline(child).strip()
                 href = child.get("href") or ""
@@ -230,6 +243,10 @@ class _HtmlToMarkdown:
         lines = []
         n = 0
         for li in el:
+            if isinstance(li.tag, str) and li.tag in ("ul", "ol"):
+                # a list directly inside a list (invalid, common): a sub-list of the item
+                lines.append(self.list_items(li, li.tag == "ol", depth + 1))
+                continue
             if not isinstance(li.tag, str) or li.tag != "li":
                 continue
             n += 1
@@ -243,22 +260,67 @@ class _HtmlToMarkdown:
                 lines.append(self.list_items(c, c.tag == "ol", depth + 1))
         return "\n".join(line for line in lines if line.strip())
 
-    def table(self, el: Any) -> str:
+    def rows(self, el: Any) -> list[list[str]]:
+        """The rows of this table, not of the tables nested in its cells."""
         rows = []
-        for tr in el.iter("tr"):
-            cells = [
-                self.inline(td).replace("\n", " ")
-                for td in tr
-                if isinstance(td.tag, str) and td.tag in ("td", "th")
-            ]
-            if cells:
-                rows.append(cells)
-        return markdown_table(rows)
+        self.in_cell += 1
+        try:
+            for tr in el.iter("tr"):
+                if next(tr.iterancestors("table"), None) is not el:
+                    continue
+                cells = [
+                    self.inline(td).replace("\n", " ")
+                    for td in tr
+                    if isinstance(td.tag, str) and td.tag in ("td", "th")
+                ]
+                if cells:
+                    rows.append(cells)
+        finally:
+            self.in_cell -= 1
+        return rows
+
+    def flat_table(self, el: Any) -> str:
+        """A table inside a cell: its rows on one line ("a; b / c; d")."""
+        return " / ".join("; ".join(c for c in row if c) for row in self.rows(el))
+
+    def table(self, el: Any) -> str:
+        return markdown_table(self.rows(el))
+
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+_DECLARED = re.compile(
+    rb"""^\s*<\?xml[^>]*encoding=["']([\w.:-]+)|<meta[^>]+charset=["']?([\w.:-]+)""", re.I
+)
+
+
+def _decode_html(data: bytes) -> tuple[str, str]:
+    """Decode with the encoding the document declares (XML declaration, ``<meta>``).
+
+    A BOM wins, and so do bytes that are valid UTF-8 (pages saved as UTF-8 under an
+    old ``iso-8859-1`` declaration are common); a declaration that cannot decode the
+    bytes is ignored. Otherwise the encoding is detected as for text.
+    """
+    match = None
+    if not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        match = _DECLARED.search(data[:4096])
+    if match:
+        declared = (match.group(1) or match.group(2)).decode("ascii").lower()
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+        try:
+            return data.decode(declared), declared
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return decode_text(data)
 
 
 def load_html(data: bytes) -> Loaded:
     lxml_html = require("lxml.html", "processing")
-    text, encoding = decode_text(data)
+    text, encoding = _decode_html(data)
+    # lxml refuses a str that carries an XML encoding declaration; it is decoded already
+    text = _XML_DECLARATION.sub("", text, count=1)
     stripped = _SCRIPTS.sub("", text)
     removed = len(text) - len(stripped)
     if not stripped.strip():
@@ -309,7 +371,40 @@ def check_zip(data: bytes, max_ratio: float, max_total: int) -> None:
         )
 
 
+def max_unzipped(cfg: ProcessingConfig) -> int:
+    """Bytes a zip-based document may inflate to (all members together)."""
+    return max(cfg.max_file_bytes * 20, 1 << 30)
+
+
+def open_package(data: bytes, cfg: ProcessingConfig, what: str) -> zipfile.ZipFile:
+    """Open a zip-based document (OOXML, OpenDocument, EPUB) after the bomb checks.
+
+    OLE2 bytes (a password-protected or legacy Office file under a modern name) get
+    their precise error (``processing.encrypted``/``processing.legacy_format``).
+    """
+    from fmf_spark.processing.formats.ole import refuse_ole
+
+    refuse_ole(data, what)
+    check_zip(data, cfg.max_compression_ratio, max_unzipped(cfg))
+    return zipfile.ZipFile(io.BytesIO(data))
+
+
+def join_pages(pages: Sequence[str]) -> tuple[str, list[int]]:
+    """Pages (each normalised) joined by a blank line, and where each one starts."""
+    starts = []
+    offset = 0
+    for page in pages:
+        starts.append(offset)
+        offset += len(page) + 2
+    return "\n\n".join(pages), starts
+
+
 def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
+    """A workbook as markdown: a section per non-empty sheet (the sheets are the pages),
+    values as their number formats show them, title rows as text, each table of a
+    sheet its own markdown table (see :mod:`fmf_spark.processing.sheets`)."""
+    from fmf_spark.processing.sheets import format_value, sheet_blocks
+
     check_zip(data, max_ratio, max_total)
     openpyxl = require("openpyxl")
     try:
@@ -319,13 +414,25 @@ def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
             f"XLSX: {type(exc).__name__}: {exc}", code="processing.corrupt"
         ) from None
     sections = []
+    tables = 0
     try:
         for ws in wb.worksheets:
-            rows = _trim([list(r) for r in ws.iter_rows(values_only=True)])
-            table = markdown_table(rows)
-            sections.append(
-                f"## Sheet: {ws.title}\n\n{table}" if table else f"## Sheet: {ws.title}"
-            )
+            values: list[list[Any]] = []
+            texts: list[list[str]] = []
+            for row in ws.iter_rows():
+                values.append([cell.value for cell in row])
+                texts.append(
+                    [format_value(cell.value, getattr(cell, "number_format", None)) for cell in row]
+                )
+            parts = []
+            for block in sheet_blocks(values, texts):
+                if isinstance(block, str):
+                    parts.append(block)
+                else:
+                    tables += 1
+                    parts.append(markdown_table(block))
+            if parts:
+                sections.append(normalize(f"## Sheet: {ws.title}\n\n" + "\n\n".join(parts)))
         names = ",".join(ws.title for ws in wb.worksheets)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
         raise ParseFailure(
@@ -333,7 +440,13 @@ def load_xlsx(data: bytes, max_ratio: float, max_total: int) -> Loaded:
         ) from None
     finally:
         wb.close()
-    return Loaded("\n\n".join(sections), metadata={"sheets": names})
+    text, starts = join_pages(sections)
+    return Loaded(
+        text,
+        pages=len(sections),
+        page_starts=starts,
+        metadata={"sheets": names, "tables": str(tables)},
+    )
 
 
 def load_parquet(data: bytes) -> Loaded:
@@ -355,16 +468,68 @@ def load_parquet(data: bytes) -> Loaded:
 # --- images and PDF -------------------------------------------------------------------------
 
 
+#: OSD's orientation confidence below which a page is read as it is
+_OSD_MIN_CONFIDENCE = 1.0
+#: mean word confidence under which a page may lie sideways (upright text: 90+,
+#: the same page turned 90 or 180 degrees: about 45)
+_LOW_WORD_CONFIDENCE = 60.0
+_OSD_ROTATE = re.compile(r"Rotate:\s*(\d+)")
+_OSD_CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")
+
+
+def _upright(image: Any, pytesseract: Any, timeout_s: float) -> tuple[Any, int]:
+    """The image turned upright by tesseract's orientation detection, and the angle.
+
+    OSD needs some text to decide: on a page with too little of it (tesseract says
+    so with an error) or a low confidence the image is read as it is.
+    """
+    try:
+        osd = pytesseract.image_to_osd(image, timeout=max(1, int(timeout_s)))
+    except (pytesseract.TesseractError, RuntimeError):
+        return image, 0
+    rotate = _OSD_ROTATE.search(osd)
+    confidence = _OSD_CONFIDENCE.search(osd)
+    angle = int(rotate.group(1)) if rotate else 0
+    if angle % 360 == 0 or confidence is None or float(confidence.group(1)) < _OSD_MIN_CONFIDENCE:
+        return image, 0
+    # OSD's "Rotate" is clockwise; PIL rotates counter-clockwise
+    return image.rotate(-angle, expand=True, fillcolor=255 if image.mode == "L" else None), angle
+
+
+def _ocr(image: Any, pytesseract: Any, languages: str, timeout_s: float) -> tuple[str, float]:
+    """The text of an image and tesseract's mean word confidence, from one run."""
+    text, tsv = pytesseract.run_and_get_multiple_output(
+        image, extensions=["txt", "tsv"], lang=languages, timeout=max(1, int(timeout_s))
+    )
+    confidences = []
+    for line in tsv.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) >= 12 and fields[11].strip():
+            try:
+                confidences.append(float(fields[10]))
+            except ValueError:
+                continue
+    return text, sum(confidences) / len(confidences) if confidences else 100.0
+
+
 def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
-    """OCR one image with tesseract; raises ParseFailure when it cannot."""
+    """OCR one image with tesseract; raises ParseFailure when it cannot.
+
+    tesseract runs with ``OMP_THREAD_LIMIT=cfg.threads`` (set in this worker's
+    environment, which its subprocess inherits): Spark already runs a task per core,
+    and tesseract's own OpenMP threads on top made OCR 7x slower on 2 cores. A page
+    that reads with low confidence is checked for orientation and, when it lies
+    sideways or upside down, read again upright (``detect_orientation``).
+    """
     if not cfg.enabled:
         raise ParseFailure(
             "OCR is disabled (processing.ocr.enabled)", code="processing.ocr_disabled"
         )
     pytesseract = require("pytesseract")
     image_mod = require("PIL.Image", "ocr")
-    if cfg.tesseract_cmd:
-        pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd
+    # set on every call: pytesseract keeps it module-wide, and the next config may not name one
+    pytesseract.pytesseract.tesseract_cmd = cfg.tesseract_cmd or "tesseract"
+    os.environ["OMP_THREAD_LIMIT"] = str(cfg.threads)
     try:
         image = image_mod.open(io.BytesIO(data))
         image.load()
@@ -375,9 +540,15 @@ def ocr_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> str:
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     try:
-        text = pytesseract.image_to_string(
-            image, lang=cfg.languages, timeout=max(1, int(timeout_s))
-        )
+        text, confidence = _ocr(image, pytesseract, cfg.languages, timeout_s)
+        if cfg.detect_orientation and confidence < _LOW_WORD_CONFIDENCE:
+            # read poorly: maybe sideways. Orientation detection is a second tesseract
+            # run, so only for pages that need it
+            turned, angle = _upright(image, pytesseract, timeout_s)
+            if angle:
+                turned_text, turned_confidence = _ocr(turned, pytesseract, cfg.languages, timeout_s)
+                if turned_confidence > confidence:
+                    text = turned_text
     except pytesseract.TesseractNotFoundError:
         raise ParseFailure(
             "tesseract is not installed",
@@ -398,6 +569,92 @@ def load_image(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
         page_starts=[0],
         metadata={"ocr": "true"},
     )
+
+
+# a run of 4+ single characters separated by single spaces: letter-spaced text
+_SPACED_RUN = re.compile(r"(?<!\S)(?:\S ){3,}\S(?!\S)")
+_SEGMENTS = re.compile(r" {2,}")
+# TeX's math symbol fonts (OMS encoding) by code: what their code points draw
+_OMS = {0: "\u2212", 1: "\u00b7", 2: "\u00d7", 3: "\u2217", 4: "\u00f7", 6: "\u00b1",
+        20: "\u2264", 21: "\u2265", 24: "\u223c", 25: "\u2248", 33: "\u2192", 49: "\u221e",
+        50: "\u2208", 106: "|"}  # fmt: skip
+_GLYPH_BY_CODE = re.compile(r"/[A-Za-z]{0,5}(\d{1,3})$")
+
+
+def _doubled(token: str) -> bool:
+    """Every character twice in a row ("TToottaall"): a glyph drawn twice (fake bold)."""
+    return (
+        len(token) >= 2
+        and len(token) % 2 == 0
+        and all(token[i] == token[i + 1] for i in range(0, len(token), 2))
+        and any(c.isalpha() for c in token)
+    )
+
+
+def _repair_line(line: str) -> str:
+    tokens = line.split(" ")
+    if any(len(t) >= 4 and _doubled(t) for t in tokens):
+        # fake bold: a word printed twice at a small offset comes out letter by letter
+        # doubled; a line with such a word has its doubled words (two letters too) halved
+        tokens = [t[::2] if _doubled(t) else t for t in tokens]
+        line = " ".join(tokens)
+    if any(any(c.isalpha() for c in run) for run in _SPACED_RUN.findall(line)):
+        # letter-spaced text (monospace, tracking): one space between letters, two or
+        # more between words
+        parts = []
+        for segment in _SEGMENTS.split(line):
+            words = segment.split(" ")
+            parts.append("".join(words) if all(len(w) <= 1 for w in words) else segment)
+        line = " ".join(parts)
+    return line
+
+
+def repair_pdf_text(text: str) -> str:
+    r"""Undo two artefacts of text extraction: fake-bold doubled glyphs and letter-spacing.
+
+    Example:
+        >>> repair_pdf_text("TToottaall dduuee:: 12\nl a y o u t   e n g i n e")
+        'Total due: 12\nlayout engine'
+    """
+    return "\n".join(_repair_line(line) for line in text.split("\n"))
+
+
+def _glyph_names(page: Any) -> dict[str, str]:
+    """Glyph names pypdf leaves in the text ("/C0") for fonts whose ``Differences``
+    name glyphs it does not know, and what to put instead.
+
+    In a TeX math symbol font (``CMSY``, OMS encoding) the code says which symbol it
+    is (code 0 is the minus sign); any other unknown name is dropped.
+    """
+    try:
+        from pypdf._codecs import adobe_glyphs
+    except ImportError:  # a future pypdf: keep every name we cannot check
+        adobe_glyphs = {}
+    out: dict[str, str] = {}
+    try:
+        fonts = page["/Resources"]["/Font"]
+        items = [(f.get_object().get("/BaseFont", ""), f.get_object()) for f in fonts.values()]
+    except (KeyError, TypeError, AttributeError):
+        return out
+    for base, font in items:
+        try:
+            encoding = font["/Encoding"].get_object()
+            differences = encoding["/Differences"]
+        except (KeyError, TypeError, AttributeError):
+            continue
+        tex_symbols = "CMSY" in str(base).upper()
+        code = 0
+        for item in differences:
+            if isinstance(item, int):
+                code = int(item)
+                continue
+            name = str(item)
+            if name not in adobe_glyphs and not name.startswith("/uni"):
+                by_code = _GLYPH_BY_CODE.match(name)
+                number = int(by_code.group(1)) if by_code else code
+                out.setdefault(name, _OMS.get(number, "") if tex_symbols else "")
+            code += 1
+    return out
 
 
 def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
@@ -434,6 +691,9 @@ def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
     for page in pages:
         try:
             text = page.extract_text() or ""
+            for name, char in _glyph_names(page).items():
+                text = text.replace(name, char)
+            text = repair_pdf_text(text)
         except (
             errors.PdfReadError,
             errors.PdfStreamError,
@@ -459,15 +719,11 @@ def load_pdf(data: bytes, cfg: OcrConfig, timeout_s: float) -> Loaded:
                 ocr_pages += 1
         # normalised per page here, so page_starts stay exact in the final text
         texts.append(normalize(text))
-    starts = []
-    offset = 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 2
+    joined, starts = join_pages(texts)
     meta = {"pdf_pages": str(len(pages))}
     if ocr_pages:
         meta["ocr_pages"] = str(ocr_pages)
-    return Loaded("\n\n".join(texts), pages=len(pages), page_starts=starts, metadata=meta)
+    return Loaded(joined, pages=len(pages), page_starts=starts, metadata=meta)
 
 
 # --- registration -------------------------------------------------------------------------
@@ -485,8 +741,19 @@ def _csv(data: bytes, cfg: ProcessingConfig) -> Loaded:
     return load_csv(data)
 
 
+def _tsv(data: bytes, cfg: ProcessingConfig) -> Loaded:
+    return load_csv(data, "\t")
+
+
 def _xlsx(data: bytes, cfg: ProcessingConfig) -> Loaded:
-    return load_xlsx(data, cfg.max_compression_ratio, max(cfg.max_file_bytes * 20, 1 << 30))
+    from fmf_spark.processing.formats.ole import refuse_ole
+
+    refuse_ole(data, "XLSX")
+    return load_xlsx(data, cfg.max_compression_ratio, max_unzipped(cfg))
+
+
+def _xlsx_sniff(zf: zipfile.ZipFile) -> bool:
+    return "xl/workbook.xml" in zf.namelist()
 
 
 def _parquet(data: bytes, cfg: ProcessingConfig) -> Loaded:
@@ -505,9 +772,12 @@ def _image(data: bytes, cfg: ProcessingConfig) -> Loaded:
 for _spec in (
     LoaderSpec(types.TEXT, _text, ("txt", "text", "log")),
     LoaderSpec(types.MARKDOWN, _text, ("md", "markdown")),
+    LoaderSpec(types.RST, _text, ("rst", "rest")),
+    LoaderSpec(types.ORG, _text, ("org",)),
     LoaderSpec(types.HTML, _html, ("html", "htm", "xhtml")),
     LoaderSpec(types.CSV, _csv, ("csv",)),
-    LoaderSpec(types.XLSX, _xlsx, ("xlsx", "xlsm")),
+    LoaderSpec(types.TSV, _tsv, ("tsv", "tab")),
+    LoaderSpec(types.XLSX, _xlsx, ("xlsx", "xlsm"), zip_sniff=_xlsx_sniff),
     LoaderSpec(types.PARQUET, _parquet, ("parquet",)),
     LoaderSpec(types.PDF, _pdf, ("pdf",)),
     LoaderSpec(types.PNG, _image, ("png",)),

@@ -5,9 +5,13 @@ with ``status='error'`` and a precise ``error.code``:
 
 ``processing.empty``, ``processing.too_large``, ``processing.binary_content``,
 ``processing.corrupt``, ``processing.encrypted``, ``processing.zip_bomb``,
-``processing.unsupported_type``, ``processing.timeout``, ``processing.ocr_disabled``,
-``processing.ocr_unavailable``, ``processing.ocr_failed``, and
+``processing.unsupported_type``, ``processing.legacy_format``, ``processing.timeout``,
+``processing.ocr_disabled``, ``processing.ocr_unavailable``, ``processing.ocr_failed``,
+``processing.unsafe_path`` and ``processing.too_deep`` (child documents), and
 ``processing.parse_failed`` for a loader bug (the exception type and message are kept).
+
+A container's members (e-mail attachments, archive members) are parsed by
+:func:`expand_children` into documents of their own, linked to their parent.
 
 Time limit: ``SIGALRM`` interrupts a parse that runs longer than ``parse_timeout_s``
 when called on a process's main thread (Spark's Python workers, the CLI, the
@@ -20,15 +24,17 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fmf_spark.config.processing import ProcessingConfig
-from fmf_spark.errors import FmfError
-from fmf_spark.processing.base import LOADERS, Loaded
-from fmf_spark.processing.text import ParseFailure, detect_type, normalize
+from fmf_spark.errors import FmfError, ParseFailure, ParseTimeout, error_struct
+from fmf_spark.processing.base import LOADERS, Child, Loaded
+from fmf_spark.processing.text import detect_type, normalize
+
+__all__ = ["ParseTimeout", "ParsedDocument", "doc_id_for", "parse_file", "time_limit"]
 
 
 @dataclass
@@ -42,10 +48,25 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
     error: dict[str, Any] | None = None
+    #: members the loader handed out, not parsed yet (see :func:`expand_children`)
+    children: Iterable[Child] = field(default=(), repr=False, compare=False)
 
 
-class ParseTimeout(ParseFailure):
-    code = "processing.timeout"
+@dataclass
+class ChildDocument:
+    """A parsed child document and where it sits in its parent.
+
+    ``path`` and ``uri`` are the parent's with ``!/<name>`` appended (as in a jar
+    URL), so a member's own extension still names its type.
+    """
+
+    path: str
+    uri: str
+    size: int | None
+    parent_doc_id: str
+    attachment_name: str
+    depth: int
+    doc: ParsedDocument
 
 
 @contextmanager
@@ -138,10 +159,95 @@ def parse_file(
     if loaded.page_starts is not None:
         meta["page_starts"] = ",".join(str(s) for s in loaded.page_starts)
     if not text.strip():
-        return _failed(
+        failed = _failed(
             doc_id, content_type, meta, "processing.no_text", "no text could be extracted"
         )
-    return ParsedDocument(doc_id, content_type, text, loaded.pages, meta)
+        failed.children = loaded.children
+        return failed
+    return ParsedDocument(doc_id, content_type, text, loaded.pages, meta, children=loaded.children)
+
+
+def expand_children(
+    parent: ParsedDocument,
+    path: str,
+    uri: str,
+    cfg: ProcessingConfig,
+    *,
+    depth: int = 1,
+    _budget: list[int] | None = None,
+) -> Iterator[ChildDocument]:
+    """Parse a document's children, and theirs, depth first; every child is a row.
+
+    Limits (``processing``): ``max_depth`` (a member deeper than that is an error row
+    ``processing.too_deep``), ``max_children`` per parent (the rest are counted in the
+    parent's ``children_skipped`` metadata), ``max_expanded_bytes`` over all the
+    descendants of one file (past it, ``processing.zip_bomb`` rows); each child also
+    meets ``max_file_bytes`` and the parse time limit like any file. A member the
+    loader refused (an unsafe path) arrives with its error and stays an error row.
+
+    Args:
+        parent: a result of :func:`parse_file`; its ``children`` are consumed.
+        path: the parent's path (children get ``<path>!/<name>``).
+        uri: the parent's URI (children get ``<uri>!/<name>``).
+        cfg: the ``processing`` config.
+        depth: the depth of ``parent``'s children (1 for a file's own).
+
+    Example:
+        >>> from fmf_spark.config.processing import ProcessingConfig
+        >>> from fmf_spark.processing.synthetic_office import zip_bytes
+        >>> cfg = ProcessingConfig()
+        >>> doc = parse_file(zip_bytes({"a.md": b"# A"}), "x.zip", cfg)
+        >>> [(c.path, c.doc.text) for c in expand_children(doc, "x.zip", "file:///x.zip", cfg)]
+        [('x.zip!/a.md', '# A')]
+    """
+    budget = _budget if _budget is not None else [cfg.max_expanded_bytes]
+    children, parent.children = parent.children, ()
+    taken = skipped = 0
+    for child in children:
+        if taken >= cfg.max_children:
+            skipped += 1
+            continue
+        taken += 1
+        child_path = f"{path}!/{child.name}"
+        child_uri = f"{uri}!/{child.name}"
+        content: bytes | None = child.data if child.error is None else None
+        if child.error is not None:
+            doc = _failed(doc_id_for(None, child_uri), None, {}, *child.error)
+        elif depth > cfg.max_depth:
+            doc = _failed(
+                doc_id_for(child.data, child_uri),
+                None,
+                {},
+                "processing.too_deep",
+                f"nested {depth} levels deep, over processing.max_depth={cfg.max_depth}",
+            )
+        elif len(child.data) > budget[0]:
+            doc = _failed(
+                doc_id_for(child.data, child_uri),
+                None,
+                {},
+                "processing.zip_bomb",
+                f"the members of this file together inflate to over "
+                f"processing.max_expanded_bytes={cfg.max_expanded_bytes}",
+            )
+        else:
+            budget[0] -= len(child.data)
+            doc = parse_file(child.data, child_path, cfg, child_uri)
+        doc.metadata.update(
+            parent_doc_id=parent.doc_id, attachment_name=child.name, depth=str(depth)
+        )
+        yield ChildDocument(
+            child_path,
+            child_uri,
+            None if content is None else len(content),
+            parent.doc_id,
+            child.name,
+            depth,
+            doc,
+        )
+        yield from expand_children(doc, child_path, child_uri, cfg, depth=depth + 1, _budget=budget)
+    if skipped:
+        parent.metadata["children_skipped"] = str(skipped)
 
 
 def _failed(
@@ -159,5 +265,5 @@ def _failed(
         None,
         meta,
         "error",
-        {"code": code, "message": message[:2000], "retryable": retryable},
+        error_struct(code, message, retryable),
     )

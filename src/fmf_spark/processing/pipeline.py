@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fmf_spark.storage import join_uri
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fmf_spark.config.models import FmfConfig
     from fmf_spark.config.secrets import SecretResolver
+    from fmf_spark.connectors.base import DataConnector
 
 
 @dataclass
@@ -47,10 +50,6 @@ class ProcessResult:
         return lines
 
 
-def _join(root: str, name: str) -> str:
-    return root.rstrip("/") + "/" + name
-
-
 def process(
     spark: SparkSession,
     config: FmfConfig,
@@ -58,6 +57,8 @@ def process(
     selector: str | Sequence[str] | None,
     run_dir: str,
     resolver: SecretResolver | None = None,
+    *,
+    connector: DataConnector | None = None,
 ) -> ProcessResult:
     """Read, parse and chunk a connector's files; write two Delta tables under ``run_dir``.
 
@@ -73,6 +74,8 @@ def process(
         selector: glob(s) narrowing the connector's include list, or None.
         run_dir: the run's artefact folder (local path, ``dbfs:/``, ``/Volumes``, ``s3://``).
         resolver: secret resolver for the connector; built from the config if omitted.
+        connector: ``connector_name`` already built and prechecked by the caller (the
+            composition root); else it is built and prechecked here.
 
     Example:
         >>> result = process(spark, cfg, "samples", "**/*.md", "artefacts/run1")  # doctest: +SKIP
@@ -86,12 +89,13 @@ def process(
     from fmf_spark.processing.spark import read_parse_chunk, split_fused
 
     started = time.monotonic()
-    connector = get_connector(connector_name, config, resolver)
-    connector.precheck()
-    documents_path = _join(run_dir, "documents")
-    chunks_path = _join(run_dir, "chunks")
+    if connector is None:
+        connector = get_connector(connector_name, config, resolver)
+        connector.precheck()
+    documents_path = join_uri(run_dir, "documents")
+    chunks_path = join_uri(run_dir, "chunks")
 
-    fused = read_parse_chunk(spark, connector, selector, config.processing)
+    fused = read_parse_chunk(spark, connector, selector, config.processing, config.plugins)
     # disk only: on a 20 MB corpus 7.4-9.1 CPU s against 8.1-11.3 for MEMORY_AND_DISK
     # (no JVM heap pressure), and safe with a 1g executor
     fused = fused.persist(StorageLevel.DISK_ONLY)

@@ -2,22 +2,32 @@
 
 Both are ``DataFrame -> DataFrame`` transforms built on ``mapInPandas`` (the iterator
 form): the output schema is declared once (:mod:`fmf_spark.schemas`), per-partition
-set-up (tokenizer tables, config) happens once before the loop, and every input row
-gives an output row (parse) or its chunks (chunk), failures included.
+set-up (tokenizer tables, config, plug-in loaders) happens once before the loop, and
+every input row gives an output row (parse) or its chunks (chunk), failures included.
+A file with child documents (e-mail attachments, archive members) also gives a row per
+child, right after its own, with ``parent_doc_id`` and ``attachment_name`` set.
+
+Loaders are found by content type in the worker's registry, so the config's
+``plugins:`` modules are imported in each worker before it parses (``plugins``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fmf_spark.config.processing import ChunkingConfig, ProcessingConfig
 from fmf_spark.processing.chunking import chunk_text
-from fmf_spark.processing.parse import ParsedDocument, doc_id_for, parse_file
+from fmf_spark.processing.parse import (
+    ChildDocument,
+    ParsedDocument,
+    doc_id_for,
+    expand_children,
+    parse_file,
+)
+from fmf_spark.registry import import_plugins
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
@@ -41,10 +51,16 @@ def _document_fields(
             "metadata": {},
             "status": rec["status"],
             "error": rec["error"],
+            "parent_doc_id": None,
+            "attachment_name": None,
         }
         return fields, None
     doc = parse_file(rec["content"], rec["path"], cfg, rec["uri"])
-    fields = {
+    return _parsed_fields(doc), doc
+
+
+def _parsed_fields(doc: ParsedDocument, child: ChildDocument | None = None) -> dict[str, Any]:
+    return {
         "doc_id": doc.doc_id,
         "content_type": doc.content_type,
         "text": doc.text,
@@ -52,17 +68,48 @@ def _document_fields(
         "metadata": doc.metadata,
         "status": doc.status,
         "error": doc.error,
+        "parent_doc_id": None if child is None else child.parent_doc_id,
+        "attachment_name": None if child is None else child.attachment_name,
     }
-    return fields, doc
+
+
+def _with_children(
+    rec: dict[str, Any], cfg: ProcessingConfig
+) -> list[tuple[dict[str, Any], ParsedDocument | None]]:
+    """The DOCUMENTS rows of one files record: the file's, then its child documents'.
+
+    Each is ``(row without kind/chunk columns, parsed document or None)``. The children
+    are expanded before the file's row is built: a file that had more children than
+    ``max_children`` says so in its metadata.
+    """
+    fields, doc = _document_fields(rec, cfg)
+    own = {k: rec[k] for k in _PASSTHROUGH}
+    if doc is None:
+        return [({**own, **fields}, None)]
+    kids = list(expand_children(doc, rec["path"], rec["uri"], cfg))
+    rows: list[tuple[dict[str, Any], ParsedDocument | None]] = [({**own, **fields}, doc)]
+    for kid in kids:
+        row = {
+            **own,
+            "path": kid.path,
+            "uri": kid.uri,
+            "size": kid.size,
+            "etag": None,
+            **_parsed_fields(kid.doc, kid),
+        }
+        rows.append((row, kid.doc))
+    return rows
 
 
 def parse_partition(
-    cfg: ProcessingConfig,
+    cfg: ProcessingConfig, plugins: Sequence[str] = ()
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The ``mapInPandas`` function of :func:`parse_documents` (FILES -> DOCUMENTS)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
+
+        import_plugins(plugins)  # third-party loaders register in this worker too
 
         from fmf_spark.schemas import DOCUMENTS_SCHEMA
 
@@ -70,8 +117,7 @@ def parse_partition(
         for batch in batches:
             rows: list[dict[str, Any]] = []
             for rec in batch.to_dict("records"):
-                fields, _ = _document_fields(rec, cfg)
-                rows.append({**{k: rec[k] for k in _PASSTHROUGH}, **fields})
+                rows.extend(row for row, _ in _with_children(rec, cfg))
             frame = pd.DataFrame(rows, columns=columns)
             frame["size"] = frame["size"].astype("Int64")
             frame["pages"] = frame["pages"].astype("Int32")
@@ -80,16 +126,21 @@ def parse_partition(
     return run
 
 
-def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> DataFrame:
-    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (one row per file).
+def parse_documents(
+    files_df: DataFrame, processing_cfg: ProcessingConfig, plugins: Sequence[str] = ()
+) -> DataFrame:
+    """Parse a FILES_SCHEMA DataFrame into DOCUMENTS_SCHEMA (a row per file and child).
 
     Args:
         files_df: the output of a connector's ``to_dataframe``.
         processing_cfg: limits, OCR and loader settings.
+        plugins: modules registering more loaders (the config's ``plugins:``).
 
     Returns:
         Documents with markdown ``text``; files that could not be read or parsed keep
-        their row with ``status='error'`` and an ``error`` struct.
+        their row with ``status='error'`` and an ``error`` struct; child documents
+        (attachments, archive members, to ``processing.max_depth``) follow their
+        parent's row, linked by ``parent_doc_id``.
 
     Example:
         >>> files = get_connector("samples", cfg).to_dataframe(spark)  # doctest: +SKIP
@@ -97,7 +148,7 @@ def parse_documents(files_df: DataFrame, processing_cfg: ProcessingConfig) -> Da
     """
     from fmf_spark.schemas import DOCUMENTS_SCHEMA
 
-    return files_df.mapInPandas(parse_partition(processing_cfg), DOCUMENTS_SCHEMA)
+    return files_df.mapInPandas(parse_partition(processing_cfg, plugins), DOCUMENTS_SCHEMA)
 
 
 def chunk_partition(
@@ -163,29 +214,15 @@ def chunk_documents(documents_df: DataFrame, chunking_cfg: ChunkingConfig) -> Da
 
 # --- the fused pass of `process`: read + parse + chunk in one Python worker ----------------
 
-#: the chunk-only columns of the fused rows (doc_id, text and metadata are shared)
-_CHUNK_ONLY = ("chunk_id", "chunk_index", "char_start", "char_end", "token_count")
 #: a document emits its chunks' rows in the same Arrow batch; flush past this many chars
 _FUSED_BATCH_CHARS = 32 * 1024 * 1024
 
 
 def fused_schema() -> StructType:
-    """DOCUMENTS_SCHEMA plus ``kind`` and the chunk columns, all one row type.
+    """The rows of the fused pass (:data:`fmf_spark.schemas.FUSED_SCHEMA`)."""
+    from fmf_spark.schemas import FUSED_SCHEMA
 
-    A ``document`` row fills the DOCUMENTS columns; a ``chunk`` row fills ``doc_id``,
-    ``text``, ``metadata`` and the chunk columns (``path`` and the other non-null
-    DOCUMENTS columns repeat its document's).
-    """
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    from fmf_spark.schemas import CHUNKS_SCHEMA, DOCUMENTS_SCHEMA
-
-    chunk_fields = [
-        StructField(f.name, f.dataType, True) for f in CHUNKS_SCHEMA.fields if f.name in _CHUNK_ONLY
-    ]
-    return StructType(
-        [StructField("kind", StringType(), False), *DOCUMENTS_SCHEMA.fields, *chunk_fields]
-    )
+    return FUSED_SCHEMA
 
 
 def _chunk_base(path: str, content_type: str | None) -> dict[str, str]:
@@ -201,7 +238,7 @@ def _page_starts(metadata: dict[str, str] | None) -> list[int] | None:
 
 
 def fused_partition(
-    connector: DataConnector, cfg: ProcessingConfig
+    connector: DataConnector, cfg: ProcessingConfig, plugins: Sequence[str] = ()
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The ``mapInPandas`` function of :func:`read_parse_chunk` (listing -> fused rows).
 
@@ -218,6 +255,7 @@ def fused_partition(
         from fmf_spark.processing.tokens import token_counter
 
         prepare_on_executor(connector)
+        import_plugins(plugins)  # third-party loaders register in this worker too
         token_counter(cfg.chunking.encoding)  # load the BPE tables once per partition
         columns = fused_schema().fieldNames()
         # every row names every column: a key left out would reach Arrow as NaN, which
@@ -228,38 +266,36 @@ def fused_partition(
         for batch in batches:
             for rec in batch.to_dict("records"):
                 read = read_resource(connector, info_from_record(rec))
-                fields, doc = _document_fields(read, cfg)
-                rows.append(
-                    {**empty, **{k: read[k] for k in _PASSTHROUGH}, "kind": "document", **fields}
-                )
-                if doc is None or doc.status != "ok":
-                    continue
-                text = doc.text or ""
-                chars += 2 * len(text)  # the document and (about) its chunks
-                base = _chunk_base(read["path"], doc.content_type)
-                fixed = {
-                    **empty,
-                    "kind": "chunk",
-                    "source": read["source"],
-                    "uri": read["uri"],
-                    "path": read["path"],
-                    "status": doc.status,
-                }
-                starts = _page_starts(doc.metadata)
-                for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
-                    rows.append(
-                        {
-                            **fixed,
-                            "doc_id": c.doc_id,
-                            "chunk_id": c.chunk_id,
-                            "chunk_index": c.chunk_index,
-                            "text": c.text,
-                            "char_start": c.char_start,
-                            "char_end": c.char_end,
-                            "token_count": c.token_count,
-                            "metadata": c.metadata,
-                        }
-                    )
+                for row, doc in _with_children(read, cfg):
+                    rows.append({**empty, **row, "kind": "document"})
+                    if doc is None or doc.status != "ok":
+                        continue
+                    text = doc.text or ""
+                    chars += 2 * len(text)  # the document and (about) its chunks
+                    base = _chunk_base(row["path"], doc.content_type)
+                    fixed = {
+                        **empty,
+                        "kind": "chunk",
+                        "source": row["source"],
+                        "uri": row["uri"],
+                        "path": row["path"],
+                        "status": doc.status,
+                    }
+                    starts = _page_starts(doc.metadata)
+                    for c in chunk_text(doc.doc_id, text, cfg.chunking, starts, base):
+                        rows.append(
+                            {
+                                **fixed,
+                                "doc_id": c.doc_id,
+                                "chunk_id": c.chunk_id,
+                                "chunk_index": c.chunk_index,
+                                "text": c.text,
+                                "char_start": c.char_start,
+                                "char_end": c.char_end,
+                                "token_count": c.token_count,
+                                "metadata": c.metadata,
+                            }
+                        )
                 if chars >= _FUSED_BATCH_CHARS:
                     yield _fused_frame(pd, rows, columns)
                     rows, chars = [], 0
@@ -289,6 +325,7 @@ def read_parse_chunk(
     connector: DataConnector,
     selector: str | Sequence[str] | None,
     processing_cfg: ProcessingConfig,
+    plugins: Sequence[str] = (),
 ) -> DataFrame:
     """List on the driver; read, parse and chunk on the executors in one Python pass.
 
@@ -300,6 +337,7 @@ def read_parse_chunk(
         connector: the connector (its ``list`` runs here, ``open`` on the executors).
         selector: glob(s) narrowing the connector's include list, or None.
         processing_cfg: limits, loaders and chunking.
+        plugins: modules registering more loaders (the config's ``plugins:``).
 
     Returns:
         One DataFrame in :func:`fused_schema`; persist it before reading it twice.
@@ -307,7 +345,7 @@ def read_parse_chunk(
     from fmf_spark.connectors.base import listing_dataframe
 
     listing = listing_dataframe(spark, connector.list(selector))
-    return listing.mapInPandas(fused_partition(connector, processing_cfg), fused_schema())
+    return listing.mapInPandas(fused_partition(connector, processing_cfg, plugins), fused_schema())
 
 
 def split_fused(fused: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -7,7 +7,7 @@ import unicodedata
 import zipfile
 from io import BytesIO
 
-from fmf_spark.errors import ProcessingError
+from fmf_spark.errors import ParseFailure
 
 # --- content types --------------------------------------------------------------------------
 
@@ -15,22 +15,26 @@ TEXT = "text/plain"
 MARKDOWN = "text/markdown"
 HTML = "text/html"
 CSV = "text/csv"
+TSV = "text/tab-separated-values"
+RST = "text/x-rst"
+ORG = "text/x-org"
 PDF = "application/pdf"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PARQUET = "application/vnd.apache.parquet"
 PNG = "image/png"
 JPEG = "image/jpeg"
 ZIP = "application/zip"
+#: an OLE2 compound file that no registered format claims (see ``LoaderSpec.ole_sniff``)
+OLE2 = "application/x-ole-storage"
+TIFF = "image/tiff"
 OCTET = "application/octet-stream"
 
-TEXT_TYPES = {TEXT, MARKDOWN, HTML, CSV}
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+TEXT_TYPES = {TEXT, MARKDOWN, HTML, CSV, TSV, RST, ORG}
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
-
-
-class ParseFailure(ProcessingError):
-    """A document that cannot be turned into text; ``code`` says why."""
 
 
 def extension_type(path: str) -> str | None:
@@ -48,7 +52,7 @@ def extension_type(path: str) -> str | None:
 
 
 def _registered_sniff(data: bytes) -> str | None:
-    """A registered (non built-in) binary format recognising these bytes."""
+    """A registered binary format recognising these bytes by their magic."""
     from fmf_spark.processing.base import LOADERS
 
     for content_type, spec in LOADERS.items():
@@ -57,11 +61,54 @@ def _registered_sniff(data: bytes) -> str | None:
     return None
 
 
+def _zip_sniff(data: bytes) -> str:
+    """The registered zip-based format of an archive (OOXML, ODF, EPUB), else ZIP."""
+    from fmf_spark.processing.base import LOADERS
+
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as zf:
+            for content_type, spec in LOADERS.items():
+                if spec.zip_sniff is not None and spec.zip_sniff(zf):
+                    return content_type
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError):
+        pass  # a broken zip: the loader its extension names reports it precisely
+    return ZIP
+
+
+def ole_streams(data: bytes) -> frozenset[str] | None:
+    """The stream paths of an OLE2 compound file (lower case, ``/``-joined), or None."""
+    try:
+        import olefile
+    except ImportError:
+        return None
+    try:
+        with olefile.OleFileIO(data) as ole:
+            return frozenset("/".join(p).lower() for p in ole.listdir(streams=True))
+    except (OSError, ValueError, IndexError, EOFError):
+        return None
+
+
+def _ole_sniff(data: bytes) -> str:
+    """The registered format of an OLE2 compound file (legacy Office, .msg), else OLE2."""
+    from fmf_spark.processing.base import LOADERS
+
+    streams = ole_streams(data)
+    if streams is not None:
+        for content_type, spec in LOADERS.items():
+            if spec.ole_sniff is not None and spec.ole_sniff(streams):
+                return content_type
+    return OLE2
+
+
 def sniff_type(data: bytes) -> str | None:
     """The content type told by magic bytes, or None for text and unknown binaries."""
     builtin = _builtin_sniff(data)
-    if builtin is None or builtin == ZIP:
-        return _registered_sniff(data) or builtin
+    if builtin == ZIP:
+        return _zip_sniff(data)
+    if builtin == OLE2:
+        return _ole_sniff(data)
+    if builtin is None:
+        return _registered_sniff(data)
     return builtin
 
 
@@ -73,15 +120,14 @@ def _builtin_sniff(data: bytes) -> str | None:
         return PNG
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return TIFF
     if head.startswith(b"PAR1"):
         return PARQUET
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(BytesIO(data)) as zf:
-                names = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-            return ZIP  # a broken zip: the xlsx loader reports it precisely
-        return XLSX if "xl/workbook.xml" in names else ZIP
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return ZIP
+    if head.startswith(OLE2_MAGIC):
+        return OLE2
     return None
 
 
@@ -98,8 +144,10 @@ def detect_type(data: bytes, path: str) -> tuple[str, dict[str, str]]:
     if sniffed is not None:
         content_type = sniffed
         meta["detected_by"] = "magic"
-        if sniffed == ZIP and by_ext == XLSX:
-            content_type = XLSX  # a damaged workbook: let the loader say what is wrong
+        if sniffed in (ZIP, OLE2) and by_ext is not None and by_ext not in TEXT_TYPES:
+            # a damaged or password-protected .docx/.xlsx (an encrypted OOXML file is an
+            # OLE2 container): the loader its extension names says what is wrong
+            content_type = by_ext
     elif by_ext is not None:
         content_type = by_ext
         meta["detected_by"] = "extension"
@@ -206,6 +254,8 @@ def _check_text(text: str) -> str:
 
 _TRAILING_WS = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# a control between two visible characters separates words ("and\x02effect")
+_SEPARATING_CONTROL = re.compile(r"(?<=\S)[\x00-\x08\x0b\x0e-\x1f\x7f]+(?=\S)")
 _STRAY = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\u200b\ufeff]")
 
 
@@ -219,6 +269,7 @@ def normalize(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u00a0", " ")
+    text = _SEPARATING_CONTROL.sub(" ", text)
     text = _STRAY.sub("", text)
     text = _TRAILING_WS.sub("", text)
     text = _BLANK_RUNS.sub("\n\n", text)

@@ -3,7 +3,8 @@
 - :class:`PromptRegistry`: load and validate ``prompts/*.yaml``, resolve ``id#version``
   and ``id@latest``, register versions (immutable once registered, by content hash).
 - :class:`PromptRef`, :class:`PromptVersion`: a reference and a resolved version.
-- :mod:`.mlflow_sync`: mirror versions into MLflow's prompt registry.
+- :mod:`.testing`: check a prompt test's expectations; mirroring versions into MLflow's
+  prompt registry is :mod:`fmf_spark.observability.mlflow_prompts`.
 """
 
 from __future__ import annotations

@@ -1,24 +1,19 @@
-"""``fmf prompt test``: run a version's tests against the configured provider.
+"""Prompt tests: a version's messages rendered with a test's inputs, and its expectations.
 
-Each test renders the version's messages with its ``inputs`` and sends them through the
-same batch runner as a chain (:func:`fmf_spark.inference.infer`), against the provider
-of the config (with the ``local`` profile, the simulator), then checks ``expect``.
+Running the tests (one model call each, through the batch runner) is
+:func:`fmf_spark.chains.prompt_tests.run_prompt_tests`: prompts sit below inference and
+never call a model themselves.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fmf_spark.errors import PromptError
 from fmf_spark.prompts.model import PromptExpectation, PromptVersion
 from fmf_spark.prompts.template import render
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
-    from fmf_spark.config.models import FmfConfig
 
 
 @dataclass
@@ -69,53 +64,3 @@ def check_expectation(
     problems += [f"answer does not contain {s!r}" for s in expect.contains if s not in text]
     problems += [f"answer contains {s!r}" for s in expect.not_contains if s in text]
     return problems
-
-
-def run_prompt_tests(
-    spark: SparkSession, version: PromptVersion, config: FmfConfig, *, provider: str | None = None
-) -> list[PromptTestResult]:
-    """Run every test of ``version`` (one model call each) and check its expectations.
-
-    Raises:
-        PromptError: the version has no tests, or a test lacks a variable.
-    """
-    from pyspark.sql import functions as F
-
-    from fmf_spark.inference import InferenceStep, infer
-
-    tests = version.spec.tests
-    if not tests:
-        raise PromptError(
-            f"prompt {version.ref} has no tests",
-            hint=f"add versions.{version.version}.tests (inputs and expect) to {version.source}",
-        )
-    rows = [
-        (f"test-{i}", json.dumps(render_messages(version, t.inputs))) for i, t in enumerate(tests)
-    ]
-    df = spark.createDataFrame(rows, "doc_id string, messages string").withColumn(
-        "chunk_id", F.lit(None).cast("string")
-    )
-    params = version.params
-    step = InferenceStep(
-        step=f"prompt_test.{version.id}",
-        provider=provider or config.inference.default_provider or "",
-        prompt_id=version.id,
-        prompt_version=version.version,
-        prompt_hash=version.content_hash,
-        temperature=params.temperature,
-        max_tokens=params.max_tokens or 1024,
-        stop=params.stop,
-        response_schema=version.response_schema,
-    )
-    answers = {r["doc_id"]: r for r in infer(df, step, config).collect()}  # a few test rows
-    results = []
-    for i, test in enumerate(tests):
-        row = answers[f"test-{i}"]
-        code = row["error"]["code"] if row["error"] is not None else None
-        problems = check_expectation(test.expect, row["status"], row["output_text"], code)
-        results.append(
-            PromptTestResult(
-                test.name or f"test {i + 1}", not problems, problems, row["output_text"]
-            )
-        )
-    return results

@@ -3,6 +3,7 @@
     python benchmarks/inference.py                    # 1,800 requests per run, all scenarios
     python benchmarks/inference.py --requests 600     # shorter, for a busy machine
     python benchmarks/inference.py --scenarios cotenant --skip-baseline
+    python benchmarks/inference.py --otel --skip-baseline   # ours with OpenTelemetry off/on/off
 
 Against the simulator (600 RPM / 100k TPM enforced over 10 s windows, 200 ms mean
 log-normal latency), ``local[2]`` Spark, 2 tasks calling at once, three scenarios:
@@ -44,11 +45,18 @@ Targets for ours: >= 97 % of the binding quota in ``azure`` and ``max_tokens``, 
 429s, 0 rows lost; with the co-tenant <= 2 % 429s and >= 95 % of the remaining share (full windows).
 The machine running it is shared with other work: CPU contention lowers every figure
 a little (both sides alike) and shows up as a lower quota use, never as more 429s.
+
+With ``--otel``, ours runs three times per scenario in the same process: OpenTelemetry
+off, on (every call a span, metrics, exported to a local OTLP/HTTP receiver), off again;
+the two "off" runs bracket the "on" one, so a drift of the machine shows as a difference
+between them rather than as a cost of tracing. Each run has a provider of its own, so
+each starts with what a new job knows (nothing learned yet).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -283,6 +291,53 @@ def fresh_start(sim: Any, window_s: float, cotenant: CoTenant | None) -> None:
 
 
 SCENARIOS = ("azure", "max_tokens", "cotenant")
+# ours, then with --otel the same with tracing on and off again: (provider suffix, name, traced)
+OURS_RUNS = (("", "ours", False), ("_otel", "ours+otel", True), ("_again", "ours again", False))
+
+
+def run_ours(
+    df: Any, cfg: Any, provider: str, sim: Any, args: argparse.Namespace, traced: bool
+) -> dict[str, Any]:
+    """One run of ``infer()`` over ``df`` through ``provider``; the simulator's figures."""
+    from fmf_spark.inference import InferenceStep, QuotaBroker, infer
+
+    started = time.monotonic()
+    step = InferenceStep("bench", provider, "bench", "1", "h", max_tokens=args.max_tokens)
+    with otel_on(cfg) if traced else contextlib.nullcontext():
+        out = infer(df, step, cfg)
+        answered = out.where("status = 'ok'").count()
+    figs = figures(sim.stats(), args.requests, answered, args)
+    figs["wall_s"] = time.monotonic() - started
+    bucket = QuotaBroker.shared().bucket(f"{provider}:gpt-4o-mini")
+    if bucket is not None:
+        figs["learned"] = bucket.calibration.snapshot()
+    return figs
+
+
+@contextlib.contextmanager
+def otel_on(cfg: Any) -> Iterator[None]:
+    """OpenTelemetry on for the block: a run trace exporting to a local OTLP receiver."""
+    sys.path.insert(0, ROOT)
+    from tests.servers.otlp import otlp_receiver
+
+    from fmf_spark.observability.otel import RunTrace
+    from fmf_spark.observability.telemetry import activate_trace, otel_settings
+
+    with otlp_receiver() as receiver:
+        otel = cfg.observability.otel.model_copy(
+            update={"enabled": True, "endpoint": receiver.url, "model_call_sample_ratio": 1.0}
+        )
+        trace = RunTrace(otel_settings(otel), {"fmf.run_id": "benchmark"})
+        activate_trace(trace)
+        try:
+            with trace.span("fmf.step", {"fmf.step": "bench"}):
+                yield
+        finally:
+            activate_trace(None)
+            trace.end("succeeded")
+        spans = receiver.spans()
+        calls = sum(1 for s in spans if s["name"] == "fmf.model_call")
+        print(f"otel: {len(spans)} spans received ({calls} model calls)", flush=True)
 
 
 def main() -> int:
@@ -303,6 +358,9 @@ def main() -> int:
     )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--otel", action="store_true", help="ours with OpenTelemetry off, on, off (same run)"
+    )
     args = parser.parse_args()
     scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
     unknown = sorted(set(scenarios) - set(SCENARIOS))
@@ -311,7 +369,6 @@ def main() -> int:
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from fmf_spark.config.models import FmfConfig
-    from fmf_spark.inference import InferenceStep, QuotaBroker, infer
     from fmf_spark.simulator import SimulatorServer, SimulatorSettings
     from fmf_spark.spark import get_spark
 
@@ -341,8 +398,12 @@ def main() -> int:
             "inference": {
                 "tasks": args.tasks,
                 "limiter": args.limiter,
-                # one provider per scenario: each starts with a fresh bucket, as a new job would
-                "providers": {name: provider for name in scenarios},
+                # one provider per run: each starts with a fresh bucket, as a new job would
+                "providers": {
+                    name + suffix: provider
+                    for name in scenarios
+                    for suffix, _, _ in OURS_RUNS[: 3 if args.otel else 1]
+                },
             },
         }
     )
@@ -373,17 +434,10 @@ def main() -> int:
             cotenant = CoTenant(sim.openai_base_url, args.cotenant_rpm, args.max_tokens)
         runs: dict[str, dict[str, Any]] = {}
 
-        fresh_start(sim, args.window_s, cotenant)
-        started = time.monotonic()
-        step = InferenceStep("bench", scenario, "bench", "1", "h", max_tokens=args.max_tokens)
-        out = infer(df, step, cfg)
-        answered = out.where("status = 'ok'").count()
-        runs["ours"] = figures(sim.stats(), args.requests, answered, args)
-        runs["ours"]["wall_s"] = time.monotonic() - started
-        bucket = QuotaBroker.shared().bucket(f"{scenario}:gpt-4o-mini")
-        if bucket is not None:
-            runs["ours"]["learned"] = bucket.calibration.snapshot()
-        print(f"{scenario}: ours done in {runs['ours']['wall_s']:.0f} s", flush=True)
+        for suffix, name, traced in OURS_RUNS[: 3 if args.otel else 1]:
+            fresh_start(sim, args.window_s, cotenant)
+            runs[name] = run_ours(df, cfg, scenario + suffix, sim, args, traced)
+            print(f"{scenario}: {name} done in {runs[name]['wall_s']:.0f} s", flush=True)
 
         if not args.skip_baseline:
             fresh_start(sim, args.window_s, cotenant)
@@ -449,13 +503,14 @@ def print_table(runs: dict[str, dict[str, Any]]) -> None:
             ("co-tenant 429s, % of its requests", "cotenant_pct_429", "{:.2f}"),
         ]
     names = list(runs)
+    both = "ours" in runs and "baseline" in runs
     header = f"{'':36}" + "".join(f"{n:>12}" for n in names)
-    if len(names) == 2:
+    if both:
         header += f"{'ours/base':>12}"
     print(header)
     for label, key, fmt in lines:
         row = f"{label:36}" + "".join(f"{fmt.format(runs[n][key]):>12}" for n in names)
-        if len(names) == 2 and isinstance(runs["ours"][key], int | float):
+        if both and isinstance(runs["ours"][key], int | float):
             base = runs["baseline"][key]
             ratio = "-" if not base else f"{runs['ours'][key] / base:.2f}x"
             row += f"{ratio:>12}"

@@ -39,6 +39,8 @@ EXTRAS: dict[str, str] = {
     "pptx": "processing",
     "olefile": "processing",
     "striprtf": "processing",
+    "opentelemetry": "otel",
+    "plotly": "report",
 }
 
 

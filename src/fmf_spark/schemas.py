@@ -8,6 +8,9 @@ a failed row has ``status='error'`` and an ``error`` struct (``code``, ``message
 - **documents** (processing): files + ``doc_id`` (sha256 of content), type, markdown text.
 - **chunks**: pieces of a document's text with offsets and real token counts.
 - **outputs** (chains/inference): one row per model call, keyed by ``request_id``.
+- **requests** (inference, ``artefacts/<run_id>/requests``): one row per call made in the
+  run, with when it started, was admitted and sent, ended, and got 429s (the run report's
+  request timeline).
 
 And the frames inside a stage: the **listing** a connector ships to its readers, the
 **fused** rows of ``process`` (documents and chunks in one pass), the **inference
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyspark.sql.types import (
+    ArrayType,
     BinaryType,
     BooleanType,
     DoubleType,
@@ -122,6 +126,31 @@ OUTPUTS_SCHEMA = StructType(
     ]
 )
 
+#: one row per model call made in a run (``artefacts/<run_id>/requests``): its outcome and
+#: when it started, was sent, ended and got 429s (the run report's request timeline)
+REQUESTS_SCHEMA = StructType(
+    [
+        StructField("request_id", StringType(), False),
+        StructField("doc_id", StringType(), True),
+        StructField("step", StringType(), False),
+        StructField("model", StringType(), True),
+        StructField("status", StringType(), False),
+        StructField("error_code", StringType(), True),
+        StructField("attempts", IntegerType(), True),
+        StructField("latency_ms", LongType(), True),
+        StructField("prompt_tokens", LongType(), True),
+        StructField("completion_tokens", LongType(), True),
+        StructField("cost_usd", DoubleType(), True),
+        # first attempt started (before the limiter's wait)
+        StructField("started_at", TimestampType(), True),
+        # the answered attempt was admitted by the limiter and sent
+        StructField("sent_at", TimestampType(), True),
+        StructField("ended_at", TimestampType(), True),
+        StructField("rate_limited", IntegerType(), True),
+        StructField("rate_limited_at", ArrayType(TimestampType(), True), True),
+    ]
+)
+
 #: what a connector lists on the driver and its readers open on the executors: the
 #: files' metadata columns, plus ``id`` (the connector's handle: S3 key, Graph item id)
 LISTING_SCHEMA = StructType(
@@ -173,6 +202,17 @@ INFERENCE_RESULT_SCHEMA = StructType(
     ]
 )
 
+#: the timing columns a task adds to each result (``observability.telemetry``'s call
+#: observer); kept in the run's ``requests`` table, dropped from the outputs
+INFERENCE_TIMING_COLUMNS = ("started_at", "sent_at", "ended_at", "rate_limited", "rate_limited_at")
+#: what one inference task returns: the results, then the call's timings
+TIMED_INFERENCE_RESULT_SCHEMA = StructType(
+    [
+        *INFERENCE_RESULT_SCHEMA.fields,
+        *[f for f in REQUESTS_SCHEMA.fields if f.name in INFERENCE_TIMING_COLUMNS],
+    ]
+)
+
 #: the rows a sink rejected, appended per batch to ``<run>/export_errors/<sink>``
 EXPORT_FAILURES_SCHEMA = StructType(
     [
@@ -209,11 +249,14 @@ __all__ = [
     "FUSED_SCHEMA",
     "INFERENCE_RESULT_COLUMNS",
     "INFERENCE_RESULT_SCHEMA",
+    "INFERENCE_TIMING_COLUMNS",
     "LISTING_SCHEMA",
     "METADATA_MAP",
     "OUTPUTS_SCHEMA",
+    "REQUESTS_SCHEMA",
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_SKIPPED",
+    "TIMED_INFERENCE_RESULT_SCHEMA",
     "error_column",
 ]

@@ -7,6 +7,8 @@ and move the small text files (``run.yaml``, a chain file) that are not tables.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from fmf_spark.errors import FmfError
@@ -56,7 +58,10 @@ def write_text(uri: str, text: str) -> None:
     path = local_path(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        # write then rename: a reader (fmf runs list, a heartbeat check) never sees half
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
         return
     s3 = _s3_parts(uri)
     if s3 is not None:

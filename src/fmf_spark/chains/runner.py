@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fmf_spark.chains.frames import step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, plan_chain
-from fmf_spark.chains.progress import StageProgress
 from fmf_spark.errors import ChainError, QuotaExhausted
 from fmf_spark.inference import InferenceStep, infer
 from fmf_spark.inference.cache import cache_location
 from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.progress import StageProgress
 from fmf_spark.observability.run import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
@@ -247,14 +247,24 @@ class ChainRun:
     """
 
     def __init__(
-        self, plan: ChainPlan, registry: PromptRegistry, artefacts_root: str | None = None
+        self,
+        plan: ChainPlan,
+        registry: PromptRegistry,
+        artefacts_root: str | None = None,
+        *,
+        resolve_secret: Callable[[Any], str] | None = None,
     ) -> None:
         chain = plan.chain
         self.plan = plan
         self.config = plan.effective_config
-        self.ctx = RunContext.start(self.config, chain.path, artefacts_root)
-        self.ctx.chain_name = chain.name
-        self.ctx.chain_text = chain.text
+        self.ctx = RunContext.start(
+            self.config,
+            chain.path,
+            artefacts_root,
+            chain_name=chain.name,
+            chain_text=chain.text,
+            resolve_secret=resolve_secret or self._resolve_secret,
+        )
         for step in plan.steps:
             self.ctx.record_prompt(
                 PromptUse(
@@ -273,10 +283,19 @@ class ChainRun:
             chain.name, False, 0, 0, 0, [], run_id=self.ctx.run_id, run_dir=self.ctx.run_dir
         )
         self.outputs_path = join_uri(self.ctx.run_dir, "outputs")
+        # each call's timings (the run report's request timeline)
+        self.requests_path = join_uri(self.ctx.run_dir, "requests")
         # the request cache is shared by every run under the same artefacts root
         self.cache_path = (
             cache_location(parent_uri(self.ctx.run_dir)) if self.config.inference.cache else None
         )
+
+    def _resolve_secret(self, ref: Any) -> str:
+        """A secret's value from the config's own providers (the OTLP headers), when the
+        caller gave no resolver."""
+        from fmf_spark.config.secrets import SecretResolver
+
+        return SecretResolver(self.config.secrets).resolve(ref).get_secret_value()
 
     def __enter__(self) -> ChainRun:
         return self
@@ -298,6 +317,8 @@ class ChainRun:
 
     def execute(self, spark: SparkSession, parts: RunParts, emit: Emit | None = None) -> None:
         """Process the inputs, run every step, export: the stages of the run."""
+        for step in self.plan.steps:
+            self.record_quota(parts.providers[step.provider])
         documents, chunks = self.process(spark, parts.connector, emit)
         for step in self.plan.steps:
             self.run_step(spark, step, documents, chunks, parts.providers[step.provider], emit)
@@ -305,12 +326,23 @@ class ChainRun:
         for output in self.plan.chain.outputs:
             self.export(spark, parts.sinks[output.export], emit)
 
+    def record_quota(self, provider: ProviderRuntime) -> None:
+        """Put a provider's rate limits on the run's record (the report's quota line)."""
+        limits = provider.config.rate_limit
+        self.ctx.record_quota(
+            provider.name,
+            model=provider.model,
+            requests_per_minute=limits.requests_per_minute,
+            tokens_per_minute=limits.tokens_per_minute,
+            window_s=limits.window_s,
+        )
+
     def process(
         self, spark: SparkSession, connector: DataConnector, emit: Emit | None
     ) -> tuple[DataFrame, DataFrame]:
         """Read, parse and chunk the inputs into the run's documents and chunks tables."""
         inputs, ctx = self.plan.chain.inputs, self.ctx
-        with ctx.stage("process"), StageProgress(spark, "process", emit):
+        with ctx.stage("process"), StageProgress("process", spark=spark):
             processed = process(
                 spark,
                 self.config,
@@ -355,7 +387,7 @@ class ChainRun:
         summary = StepSummary.of(step)
         self.result.steps.append(summary)
         stage = f"step.{step.id}"
-        with self.ctx.stage(stage), StageProgress(spark, f"step {step.id}", emit):
+        with self.ctx.stage(stage), StageProgress(f"step {step.id}", spark=spark):
             frame = step_frame(step, documents, chunks, lambda s: self._outputs_of(spark, s))
             calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
             upstream_failed = upstream_error_rows(frame, step)
@@ -366,6 +398,7 @@ class ChainRun:
                     self.config,
                     cache_path=self.cache_path,
                     provider=provider,
+                    requests_path=self.requests_path,
                 )
             except QuotaExhausted as exc:
                 # keep what was paid for: the partial answers go to the outputs and the
@@ -376,6 +409,7 @@ class ChainRun:
                 raise
             self._save(answered.unionByName(upstream_failed), step.id)
             self.ctx.record_output("outputs", self.outputs_path)
+            self.ctx.record_output("requests", self.requests_path)
             summary.count(output_metrics(self._outputs_of(spark, step.id)))
         summary.seconds = round(self.ctx.timings[stage], 3)
         _say(
@@ -402,7 +436,11 @@ class ChainRun:
     def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:
         """Export the outputs table to one sink; record its counts."""
         ctx = self.ctx
-        with ctx.stage(f"export.{sink.name}"), StageProgress(spark, f"export {sink.name}", emit):
+        ctx.export_started(sink.name)  # on record before it starts: pruning keeps the run
+        with (
+            ctx.stage(f"export.{sink.name}"),
+            StageProgress(f"export {sink.name}", spark=spark),
+        ):
             exported = sink.export(
                 spark,
                 self.outputs_path,
@@ -439,7 +477,9 @@ def run_chain(
         parts: the connector, providers and sinks the chain names, built and prechecked.
         registry: the prompt registry; default ``PromptRegistry(config.prompts.dir)``.
         artefacts_root: overrides ``config.artefacts.root``.
-        emit: where progress lines go (``None``: only the log).
+        emit: where the stage summary lines go (``None``: only the log). Progress of
+            long stages is shown as
+            :func:`~fmf_spark.observability.progress.configure_progress` says.
 
     Returns:
         The :class:`ChainResult`, with ``run.yaml``'s location.

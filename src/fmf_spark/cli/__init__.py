@@ -46,6 +46,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fmf_spark.cli.run",
     "fmf_spark.cli.infer",
     "fmf_spark.cli.simulator",
+    "fmf_spark.cli.runs",
+    "fmf_spark.cli.report",
 )
 
 
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fmf_spark.observability.logging import configure_logging
     from fmf_spark.observability.redaction import redact
 
-    configure_logging(level="DEBUG" if args.debug else "INFO")
+    configure_logging(level="DEBUG" if args.debug else None)
     previous = os.environ.get("FMF_VERBOSE")
     if args.verbose or args.debug:
         os.environ["FMF_VERBOSE"] = "1"

@@ -222,14 +222,21 @@ def run_chain(
         config: the merged config.
         registry: the prompt registry; default ``PromptRegistry(config.prompts.dir)``.
         artefacts_root: overrides ``config.artefacts.root``.
-        resolver: resolves the secrets of the connector, providers and sinks.
-        emit: where progress lines go (``None``: only the log).
+        resolver: resolves the secrets of the connector, providers, sinks and the OTLP
+            headers.
+        emit: where the stage summary lines go (``None``: only the log).
     """
     from fmf_spark.prompts.registry import PromptRegistry
 
     registry = registry or PromptRegistry(config.prompts.dir)
     plan = plan_chain(chain, config, registry)
-    with ChainRun(plan, registry, artefacts_root) as run:
+    resolver = resolver or SecretResolver(plan.effective_config.secrets)
+    with ChainRun(
+        plan,
+        registry,
+        artefacts_root,
+        resolve_secret=lambda ref: resolver.resolve(ref).get_secret_value(),
+    ) as run:
         wiring = prepare_chain(plan, resolver)
         run.execute(_spark(spark, wiring.config), wiring.parts(chain), emit)
     return run.result

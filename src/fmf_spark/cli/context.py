@@ -27,6 +27,11 @@ class CliContext:
                 profile=getattr(self.args, "profile", None),
                 overrides=getattr(self.args, "set", None) or (),
             )
+            from fmf_spark.observability.logging import configure_logging
+
+            # the config's log format and level now apply (the environment wins over it)
+            debug = getattr(self.args, "debug", False)
+            configure_logging(level="DEBUG" if debug else None, config=self._config.observability)
         return self._config
 
     def print(self, *parts: Any) -> None:
@@ -55,7 +60,7 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--profile",
         default=default,
-        help="profile: local, databricks, emr, aws_batch (default: $FMF_PROFILE)",
+        help="profile: local, databricks, emr, aws_batch, aws_lambda (default: $FMF_PROFILE)",
     )
     common.add_argument(
         "--set",

@@ -26,7 +26,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="no model calls: print the plan, calls, estimated tokens and cost per step",
     )
     run.add_argument("--artefacts", metavar="DIR", help="artefacts root (default: artefacts.root)")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--quiet", action="store_true", help="no progress or stage lines")
+    run.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress lines even when stderr is not a terminal (default: only on a terminal)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -47,6 +52,13 @@ def _run(args: argparse.Namespace, ctx: CliContext) -> int:
     def emit(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
+
+    from fmf_spark.observability.logging import configured
+    from fmf_spark.observability.progress import configure_progress, progress_mode
+
+    log_format = (configured() or ("human", "INFO"))[0]
+    mode = progress_mode(asked=args.progress, quiet=args.quiet, log_format=log_format)
+    configure_progress(mode, cfg.observability.progress_interval_s)
 
     # no session yet: the run's connector, providers and sinks are prechecked first
     if args.dry_run:

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ValidationError
 
 from fmf_spark.config.models import FmfConfig
 from fmf_spark.config.plugins import PluginSection
-from fmf_spark.errors import ConfigError
+from fmf_spark.errors import ConfigError, FmfError
+from fmf_spark.remote import is_remote, local_copy
 
 ENV_PREFIX = "FMF__"
 DEFAULT_CONFIG_PATH = "conf/fmf.yaml"
@@ -44,8 +45,8 @@ def load_config(
     """Read, merge and validate the configuration.
 
     Args:
-        path: the YAML file; default ``$FMF_CONFIG`` or ``conf/fmf.yaml`` when it exists,
-            else the built-in defaults.
+        path: the YAML file (a path or ``s3://bucket/key``); default ``$FMF_CONFIG`` or
+            ``conf/fmf.yaml`` when it exists, else the built-in defaults.
         profile: profile name; default ``$FMF_PROFILE``, then the file's ``profile`` key.
         overrides: ``a.b.c=value`` strings, applied last (the CLI's ``--set``).
         environ: the environment to read ``FMF__*`` from; default ``os.environ``.
@@ -69,12 +70,24 @@ def load_config(
 
 
 def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if path is None and env.get("FMF_CONFIG"):
+        path = env["FMF_CONFIG"]
     if path is not None:
-        return Path(path)
-    if env.get("FMF_CONFIG"):
-        return Path(env["FMF_CONFIG"])
+        return _local(path)
     default = Path(DEFAULT_CONFIG_PATH)
     return default if default.exists() else None
+
+
+def _local(path: str | os.PathLike[str]) -> Path:
+    """The config file as a local path; an ``s3://`` one is downloaded first."""
+    if not is_remote(path):
+        return Path(path)
+    try:
+        return local_copy(str(path))
+    except FmfError as exc:
+        raise ConfigError(
+            exc.message, hint="pass --config <file or s3://bucket/key> or set FMF_CONFIG"
+        ) from None
 
 
 def read_yaml(path: Path | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fmf_spark.config.secrets_models import SecretsConfig
 from fmf_spark.errors import ConfigError
 from fmf_spark.registry import import_plugins
 
-PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch")
+PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch", "aws_lambda")
 
 
 class SparkConfig(StrictModel):
@@ -30,11 +30,37 @@ class SparkConfig(StrictModel):
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (no secrets).")
 
 
+class RetentionConfig(StrictModel):
+    """Which runs ``fmf runs prune`` keeps; a run is kept when any rule keeps it.
+
+    With no rule set, nothing is pruned. Never pruned, whatever the rules: a run in
+    progress, a run an export still needs, and everything under the root that is not a
+    run folder (the request cache ``_cache``, export targets, other folders).
+    """
+
+    keep_last: int | None = Field(
+        default=None, ge=0, description="Keep the newest N runs (by start time)."
+    )
+    max_age_days: float | None = Field(
+        default=None, gt=0, description="Keep runs that started less than this many days ago."
+    )
+    keep_failed: bool = Field(default=False, description="Keep every failed (or abandoned) run.")
+    stale_after_minutes: float = Field(
+        default=30.0,
+        gt=0,
+        description="A 'running' run whose heartbeat is older than this is abandoned (prunable).",
+    )
+
+
 class ArtefactsConfig(StrictModel):
     root: str = Field(
         default="artefacts",
         description="Local path, dbfs:/, /Volumes/... or s3://; one folder per run.",
     )
+    heartbeat_s: float = Field(
+        default=60.0, gt=0, description="How often a running run refreshes its heartbeat file."
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class FmfConfig(StrictModel):

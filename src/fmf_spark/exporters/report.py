@@ -51,6 +51,12 @@ def _merge_run_yaml(path: str, result: ExportResult) -> dict[str, Any]:
     ]
     exports.append(result.as_dict())
     data["exports"] = exports
+    # the export is finished: the run no longer needs keeping for it (fmf runs prune)
+    pending = [s for s in data.get("pending_exports") or [] if s != result.sink]
+    if pending:
+        data["pending_exports"] = pending
+    else:
+        data.pop("pending_exports", None)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         yaml.safe_dump(data, f, sort_keys=False)

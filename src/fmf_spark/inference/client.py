@@ -41,6 +41,7 @@ from fmf_spark.inference.base import (
 from fmf_spark.inference.limiter import Limiter, UnlimitedLimiter
 from fmf_spark.inference.structured import REPAIR_INSTRUCTION, parse_structured
 from fmf_spark.inference.tokens import estimate_prompt_tokens
+from fmf_spark.observability.telemetry import note_rate_limited, note_sent
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class RetryingClient:
             except InferenceError as exc:
                 raise _annotate(exc, attempts, started) from None
             attempts += 1
+            note_sent()  # the call's timings (run report, spans): admitted now
             try:
                 completion = self.adapter.complete(msgs, params, on_token=on_token)
             except RateLimited as exc:
@@ -121,6 +123,7 @@ class RetryingClient:
                 wait = exc.retry_after
                 if wait is None:  # no Retry-After (Bedrock): back off, and hold every task
                     wait = self.policy.backoff(attempts, None, self._rng)
+                note_rate_limited(wait)
                 self.limiter.report(lease, retry_after=wait, rate_limit=exc.rate_limit)
                 if now - rate_limited_since + wait > self.policy.max_rate_limited_s:
                     raise _annotate(exc, attempts, started) from None

@@ -26,6 +26,15 @@ Rows served from the cache keep their original values with ``attempts = 0`` (no 
 this run); :func:`~fmf_spark.inference.metrics.output_metrics` counts cost and calls
 for ``attempts > 0`` only.
 
+Each task also reports when each call started, was admitted and ended, and when the
+provider answered 429 (:mod:`fmf_spark.observability.telemetry`); with ``requests_path``
+those timings of this run's calls are appended to a Delta table
+(:data:`~fmf_spark.schemas.REQUESTS_SCHEMA`, the run report's request timeline). The
+same snapshot carries the log format and, when OpenTelemetry is on, the trace context,
+so executor spans join the run's trace. While a stage shows progress
+(:mod:`fmf_spark.observability.progress`), the step tells it how many requests it will
+send and which quota counter is its own.
+
 The provider is built by the caller when it has one (the composition root builds and
 prechecks every provider a run uses, once, on the driver), else from the config; this
 module never starts a server.
@@ -52,7 +61,9 @@ from fmf_spark.inference.metrics import output_metrics
 from fmf_spark.inference.providers import ProviderRuntime, build_provider
 from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability.progress import current as current_progress
 from fmf_spark.observability.redaction import redact
+from fmf_spark.observability.telemetry import TaskTelemetry, task_telemetry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,6 +155,7 @@ def request_id(step: InferenceStep, model: str, messages: str) -> str:
 # --- the executor side --------------------------------------------------------------------
 
 _INT_COLUMNS = ("prompt_tokens", "completion_tokens", "latency_ms", "attempts")
+_TIME_COLUMNS = ("started_at", "sent_at", "ended_at")
 
 
 def _error_row(rid: str, exc: InferenceError, paid: Completion | None = None) -> dict[str, Any]:
@@ -177,6 +189,7 @@ class _Task:
     prices: dict[str, ModelPrice]
     concurrency: int
     policy: RetryPolicy
+    telemetry: TaskTelemetry = field(default_factory=TaskTelemetry)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -238,8 +251,9 @@ class _Task:
         """The ``mapInPandas`` function: one client and one thread pool per task."""
         import pandas as pd
 
-        from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS
+        from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS, INFERENCE_TIMING_COLUMNS
 
+        columns = [*INFERENCE_RESULT_COLUMNS, *INFERENCE_TIMING_COLUMNS]
         self.runtime.register_secrets()
         count_tokens("warm up")  # load the tokenizer before the first reserved slot
         limiter = make_limiter(self.limiter)
@@ -252,13 +266,21 @@ class _Task:
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fmf-infer")
         try:
-            for batch in batches:
-                rows = list(zip(batch["request_id"], batch["messages"], strict=True))
-                results = list(pool.map(lambda r: self.call(client, r[0], r[1]), rows))
-                frame = pd.DataFrame(results, columns=list(INFERENCE_RESULT_COLUMNS))
-                for col in _INT_COLUMNS:
-                    frame[col] = frame[col].astype("Int64")
-                yield frame
+            with self.telemetry.task() as observer:
+                for batch in batches:
+                    rows = list(zip(batch["request_id"], batch["messages"], strict=True))
+                    results = list(
+                        pool.map(
+                            lambda r: observer.observe(r[0], lambda: self.call(client, r[0], r[1])),
+                            rows,
+                        )
+                    )
+                    frame = pd.DataFrame(results, columns=columns)
+                    for col in _INT_COLUMNS:
+                        frame[col] = frame[col].astype("Int64")
+                    for col in _TIME_COLUMNS:
+                        frame[col] = pd.to_datetime(frame[col], utc=True)
+                    yield frame
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             client.close()
@@ -280,6 +302,11 @@ def _broker_host(spark: Any) -> tuple[str, str]:
     return conf.get("spark.driver.bindAddress", host), host
 
 
+def _bucket_key(runtime: ProviderRuntime) -> str:
+    """The broker's quota bucket of a provider (also the key its calls are counted by)."""
+    return f"{runtime.name}:{runtime.model}"
+
+
 def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -> LimiterSpec:
     quota = runtime.quota()
     if quota is None:
@@ -288,7 +315,7 @@ def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -
         return quota.divided(tasks)
     bind, advertise = _broker_host(spark)
     broker = QuotaBroker.shared(bind)
-    key = f"{runtime.name}:{runtime.model}"
+    key = _bucket_key(runtime)
     broker.register(key, quota)
     return broker.client_spec(key, advertise)
 
@@ -322,26 +349,50 @@ def _keyed(df: DataFrame, prefix: str) -> DataFrame:
     )
 
 
-def _answers(keyed: DataFrame, cached: DataFrame | None, task: _Task, tasks: int) -> DataFrame:
-    """One result per distinct request: called now, or from the cache (``attempts = 0``)."""
-    from pyspark.sql import functions as F
-
-    from fmf_spark.schemas import INFERENCE_RESULT_SCHEMA
-
+def _todo(keyed: DataFrame, cached: DataFrame | None) -> DataFrame:
+    """The distinct requests to call: those without a cached answer."""
     todo = keyed.select("request_id", "messages").dropDuplicates(["request_id"])
     if cached is not None:
         todo = todo.join(cached.select("request_id"), "request_id", "left_anti")
-    results = todo.repartition(tasks).mapInPandas(task, INFERENCE_RESULT_SCHEMA)
+    return todo
+
+
+def _watch_progress(todo: DataFrame, runtime: ProviderRuntime) -> None:
+    """Tell the stage showing progress (if any) this step's total and quota counter."""
+    progress = current_progress()
+    if progress is None or not progress.active:
+        return
+    quota = runtime.quota()
+    rpm = quota.requests_per_minute if quota else None
+    # one extra count, only when someone watches: the total of the progress line
+    progress.watch(_bucket_key(runtime), todo.count(), rpm)
+
+
+def _answers(todo: DataFrame, cached: DataFrame | None, task: _Task, tasks: int) -> DataFrame:
+    """One result per distinct request, with its call's timings: called now, or from
+    the cache (``attempts = 0``, no timings)."""
+    from pyspark.sql import functions as F
+
+    from fmf_spark.schemas import INFERENCE_TIMING_COLUMNS, TIMED_INFERENCE_RESULT_SCHEMA
+
+    results = todo.repartition(tasks).mapInPandas(task, TIMED_INFERENCE_RESULT_SCHEMA)
     if cached is not None:
-        results = results.unionByName(cached.withColumn("attempts", F.lit(0)))
+        no_timings = [
+            F.lit(None).cast(f.dataType).alias(f.name)
+            for f in TIMED_INFERENCE_RESULT_SCHEMA.fields
+            if f.name in INFERENCE_TIMING_COLUMNS
+        ]
+        results = results.unionByName(
+            cached.withColumn("attempts", F.lit(0)).select("*", *no_timings)
+        )
     return results
 
 
 def _outputs(keyed: DataFrame, answers: DataFrame, step: InferenceStep, model: str) -> DataFrame:
-    """Every input row with its answer, in exactly OUTPUTS_SCHEMA."""
+    """Every input row with its answer: OUTPUTS_SCHEMA, then the call's timings."""
     from pyspark.sql import functions as F
 
-    from fmf_spark.schemas import STATUS_ERROR, error_column
+    from fmf_spark.schemas import INFERENCE_TIMING_COLUMNS, STATUS_ERROR, error_column
 
     joined = keyed.join(answers, "request_id", "left")
     missing = error_column(
@@ -365,7 +416,25 @@ def _outputs(keyed: DataFrame, answers: DataFrame, step: InferenceStep, model: s
         "attempts",
         F.coalesce(F.col("status"), F.lit(STATUS_ERROR)).alias("status"),
         F.when(F.col("status").isNull(), missing).otherwise(F.col("error")).alias("error"),
+        *INFERENCE_TIMING_COLUMNS,
     )
+
+
+def _save_requests(timed: DataFrame, requests_path: str) -> None:
+    """Append one row per call made in this run (REQUESTS_SCHEMA) to ``requests_path``."""
+    from pyspark.sql import functions as F
+
+    from fmf_spark.schemas import REQUESTS_SCHEMA
+
+    # duplicates of a request share its one call; cached rows were not called
+    made = timed.where(F.col("attempts") > 0).dropDuplicates(["request_id"])
+    columns = [
+        (F.col("error.code") if f.name == "error_code" else F.col(f.name))
+        .cast(f.dataType)
+        .alias(f.name)
+        for f in REQUESTS_SCHEMA
+    ]
+    made.select(*columns).write.format("delta").mode("append").save(requests_path)
 
 
 def _raise_if_exhausted(out: DataFrame, runtime: ProviderRuntime) -> None:
@@ -404,6 +473,13 @@ def _plan_task(
         prices=dict(config.inference.prices),
         concurrency=step.concurrency or runtime.config.concurrency,
         policy=RetryPolicy.from_config(runtime.config.retry),
+        telemetry=task_telemetry(
+            step=step.step,
+            provider=runtime.name,
+            model=runtime.model,
+            prompt=f"{step.prompt_id}#{step.prompt_version}",
+            prompt_hash=step.prompt_hash,
+        ),
     )
     log.info(
         "inference step %s: provider %s (%s), %d tasks x %d concurrent calls, limiter %s",
@@ -425,6 +501,7 @@ def infer(
     cache_path: str | None = None,
     resolver: SecretResolver | None = None,
     provider: ProviderRuntime | None = None,
+    requests_path: str | None = None,
 ) -> DataFrame:
     """Call the model for every row of ``df``; return one outputs row per input row.
 
@@ -438,6 +515,8 @@ def infer(
         resolver: resolves the provider's secrets when ``provider`` is not given
             (default: from ``config.secrets``).
         provider: ``step.provider`` already built (and prechecked) by the caller.
+        requests_path: a Delta table to append one row per call made here: its result
+            and timings (:data:`~fmf_spark.schemas.REQUESTS_SCHEMA`), for the run report.
 
     Returns:
         A DataFrame with exactly :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`. The calls
@@ -452,17 +531,24 @@ def infer(
         >>> out = infer(messages_df, step, cfg, cache_path="artefacts/cache/outputs")  # doctest: +SKIP
         >>> out.groupBy("status").count().show()  # doctest: +SKIP
     """
+    from fmf_spark.schemas import INFERENCE_TIMING_COLUMNS
+
     spark = df.sparkSession
     runtime = provider or build_provider(step.provider, config, resolver)
     keyed = _keyed(df, request_prefix(step, runtime.model))
     cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
     task, tasks = _plan_task(spark, step, runtime, config)
+    todo = _todo(keyed, cached)
+    _watch_progress(todo, runtime)
     started = time.monotonic()
     # Materialise once: the calls happen here, and later actions (or a rewrite of the
     # cache table) never change or recompute the answers.
-    out = _outputs(keyed, _answers(keyed, cached, task, tasks), step, runtime.model)
-    out = out.localCheckpoint(eager=True)
+    timed = _outputs(keyed, _answers(todo, cached, task, tasks), step, runtime.model)
+    timed = timed.localCheckpoint(eager=True)
+    out = timed.drop(*INFERENCE_TIMING_COLUMNS)
     log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    if requests_path is not None:
+        _save_requests(timed, requests_path)
     _raise_if_exhausted(out, runtime)
     return out
 

@@ -9,6 +9,14 @@ Everything written passes through :func:`~fmf_spark.observability.redaction.reda
 ``run.yaml`` and MLflow params never hold a secret value, even when one reached an
 error message.
 
+A run in progress is visible: :meth:`RunContext.start` writes ``run.yaml`` with
+``status: running`` at once, and a daemon thread rewrites ``<run_dir>/heartbeat`` (one
+UTC timestamp) every ``artefacts.heartbeat_s`` until :meth:`RunContext.finish`, so
+``fmf runs prune`` can tell a live run from an abandoned one. Each stage is a span of
+the run's OpenTelemetry trace when ``observability.otel.enabled`` (see
+:mod:`fmf_spark.observability.otel`), and log lines written inside a stage carry
+``run_id``, ``stage`` and ``step``.
+
 Example:
     >>> ctx = RunContext.start(config, chain_path="chains/sample.yaml")  # doctest: +SKIP
     >>> with ctx.stage("process"):  # doctest: +SKIP
@@ -22,9 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +44,8 @@ import yaml
 
 from fmf_spark import __version__
 from fmf_spark.errors import FmfError
-from fmf_spark.observability.logging import get_logger
+from fmf_spark.observability import telemetry
+from fmf_spark.observability.logging import _CONTEXT_FIELDS, get_logger, log_fields
 from fmf_spark.observability.redaction import redact
 from fmf_spark.storage import join_uri, local_path, write_text
 
@@ -44,6 +55,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RUN_FILE = "run.yaml"
+HEARTBEAT_FILE = "heartbeat"
+STATUS_RUNNING = "running"
 STATUS_SUCCEEDED = "succeeded"
 STATUS_FAILED = "failed"
 
@@ -109,7 +122,14 @@ class RunContext:
     mlflow: dict[str, Any] = field(default_factory=dict)
     #: ``{id#version: PromptVersion}`` of the prompts used, mirrored to MLflow's registry
     prompt_versions: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: sinks whose export started and has no result yet (the run still needs its data)
+    pending_exports: list[str] = field(default_factory=list)
+    #: the rate limits of the providers the run called (the report's quota line)
+    quotas: dict[str, dict[str, Any]] = field(default_factory=dict)
     _t0: float = field(default_factory=time.perf_counter, repr=False)
+    _trace: Any = field(default=None, repr=False)
+    _heartbeat: _Heartbeat | None = field(default=None, repr=False)
+    _log_token: Token[Mapping[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def start(
@@ -119,14 +139,23 @@ class RunContext:
         artefacts_root: str | None = None,
         *,
         run_id: str | None = None,
+        chain_name: str | None = None,
+        chain_text: str | None = None,
+        resolve_secret: Callable[[Any], str] | None = None,
     ) -> RunContext:
         """Begin a run: new id, ``<artefacts_root>/<run_id>`` as its folder.
+
+        Writes ``run.yaml`` (``status: running``), starts the heartbeat and, when
+        ``observability.otel.enabled``, the run's trace.
 
         Args:
             config: the merged config (its ``artefacts.root`` is the default root).
             chain_path: the chain file, hashed and attached to the MLflow run.
             artefacts_root: overrides ``config.artefacts.root``.
             run_id: a given id (a job retried by its orchestrator); default a new one.
+            chain_name: the chain's name.
+            chain_text: the chain file's text when it was read from a remote store.
+            resolve_secret: turns a ``SecretRef`` into its value (the OTLP headers).
         """
         root = artefacts_root or config.artefacts.root
         rid = run_id or new_run_id()
@@ -139,9 +168,35 @@ class RunContext:
             run_dir=str(path.resolve()) if path is not None else run_dir,
             config=config,
             chain_path=str(chain_path) if chain_path is not None else None,
+            chain_name=chain_name,
+            chain_text=chain_text,
         )
+        ctx._log_token = _CONTEXT_FIELDS.set({**_CONTEXT_FIELDS.get(), "run_id": rid})
+        write_text(ctx.run_yaml, render_run_yaml(ctx.record()))
+        ctx._heartbeat = _Heartbeat(
+            join_uri(ctx.run_dir, HEARTBEAT_FILE), config.artefacts.heartbeat_s
+        )
+        ctx._heartbeat.start()
+        otel = config.observability.otel
+        if otel.enabled:
+            ctx._start_trace(telemetry.otel_settings(otel, resolve_secret))
         log.info("run %s started (artefacts: %s)", rid, ctx.run_dir)
         return ctx
+
+    def _start_trace(self, settings: telemetry.OtelSettings) -> None:
+        from fmf_spark.observability.otel import RunTrace
+
+        self._trace = RunTrace(
+            settings,
+            {
+                "fmf.run_id": self.run_id,
+                "fmf.chain": self.chain_name,
+                "fmf.project": self.config.project,
+                "fmf.profile": self.config.profile,
+                "fmf.run_dir": self.run_dir,
+            },
+        )
+        telemetry.activate_trace(self._trace)
 
     @property
     def run_yaml(self) -> str:
@@ -149,10 +204,23 @@ class RunContext:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage (seconds, summed if the same name is entered again)."""
+        """Time a stage (seconds, summed if the same name is entered again).
+
+        ``name`` is ``<kind>`` or ``<kind>.<what>``: ``process``, ``step.<id>``,
+        ``export.<sink>``. The stage is a span ``fmf.<kind>`` of the run's trace, and log
+        lines inside it carry ``stage`` (and ``step`` for a step).
+        """
+        kind, _, what = name.partition(".")
+        attributes: dict[str, Any] = {"fmf.stage": name}
+        fields: dict[str, Any] = {"stage": name}
+        if kind == "step" and what:
+            attributes["fmf.step"] = fields["step"] = what
+        elif kind == "export" and what:
+            attributes["fmf.sink"] = what
         t0 = time.perf_counter()
         try:
-            yield
+            with log_fields(**fields), telemetry.span(f"fmf.{kind}", attributes):
+                yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0)
 
@@ -167,9 +235,30 @@ class RunContext:
         if version is not None:
             self.prompt_versions[f"{use.id}#{use.version}"] = version
 
+    def export_started(self, sink: str) -> None:
+        """Note that an export to ``sink`` started: until its result is recorded, the
+        run is marked as still needed by it (``pending_exports``; pruning keeps it)."""
+        if sink not in self.pending_exports:
+            self.pending_exports.append(sink)
+        self._write_progress()
+
     def record_export(self, result: Mapping[str, Any]) -> None:
         """Add one exporter result (``ExportResult.as_dict()``)."""
         self.exports.append(dict(result))
+        if result.get("sink") in self.pending_exports:
+            self.pending_exports.remove(str(result["sink"]))
+
+    def record_quota(self, provider: str, **limits: Any) -> None:
+        """Record a provider's rate limits (``requests_per_minute``, ``window_s``...)."""
+        self.quotas[provider] = {k: v for k, v in limits.items() if v is not None}
+
+    def _write_progress(self) -> None:
+        """Rewrite ``run.yaml`` of the running run (a pending export must be on record
+        before the export starts: a crash inside it leaves no other trace)."""
+        try:
+            write_text(self.run_yaml, render_run_yaml(self.record()))
+        except Exception as exc:  # the final write reports a store that is down
+            log.warning("run.yaml not updated: %s", redact(str(exc)))
 
     def record_output(self, name: str, location: str) -> None:
         """Where a table of the run is (``documents``, ``chunks``, ``outputs``...)."""
@@ -203,6 +292,10 @@ class RunContext:
             "outputs": self.outputs,
             "exports": self.exports,
         }
+        if self.pending_exports:
+            record["pending_exports"] = list(self.pending_exports)
+        if self.quotas:
+            record["quotas"] = self.quotas
         if self.error is not None:
             record["error"] = self.error
         if self.extra:
@@ -225,6 +318,9 @@ class RunContext:
         self.ended_at = datetime.now(timezone.utc)
         if error is not None:
             self.error = _error_dict(error)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        self._end_trace()
         session = None
         if self.config.observability.mlflow.enabled:
             from fmf_spark.observability.mlflow_run import MlflowRunSession
@@ -235,7 +331,60 @@ class RunContext:
         log.info("run %s %s; record: %s", self.run_id, status, self.run_yaml)
         if session is not None:
             session.log_and_close(self, text)
+        if self._log_token is not None:
+            # ValueError: finished in another context than it started in
+            with suppress(ValueError):
+                _CONTEXT_FIELDS.reset(self._log_token)
+            self._log_token = None
         return self.run_yaml
+
+    def _end_trace(self) -> None:
+        if self._trace is None:
+            return
+        metrics = flatten_metrics(self.metrics)
+        attributes = {
+            f"fmf.{k}": metrics[k]
+            for k in ("documents", "chunks", "calls", "failures", "cost_usd")
+            if k in metrics
+        }
+        try:
+            self._trace.end(self.status or STATUS_FAILED, self.error, **attributes)
+        finally:
+            if telemetry.active_trace() is self._trace:
+                telemetry.activate_trace(None)
+            self._trace = None
+
+
+class _Heartbeat:
+    """Rewrites one file with the current UTC time every ``interval_s`` (daemon thread)."""
+
+    def __init__(self, uri: str, interval_s: float) -> None:
+        self.uri = uri
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fmf-heartbeat", daemon=True)
+
+    def beat(self) -> None:
+        folder = local_path(self.uri.rsplit("/", 1)[0])
+        if folder is not None and not folder.is_dir():
+            return  # the run folder is gone (deleted by hand): do not make it again
+        try:
+            write_text(self.uri, datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
+        except Exception as exc:  # a missed beat only makes the run look older
+            log.warning("heartbeat not written: %s", redact(str(exc)))
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
 def render_run_yaml(record: Mapping[str, Any]) -> str:

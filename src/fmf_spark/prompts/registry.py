@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from fmf_spark.errors import PromptError
+from fmf_spark.errors import FmfError, PromptError
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.prompts.model import (
     ID_PATTERN,
@@ -38,6 +38,7 @@ from fmf_spark.prompts.model import (
     PromptVersion,
 )
 from fmf_spark.prompts.template import parse_template
+from fmf_spark.remote import is_remote, local_folder
 
 LOCK_FILE = "registry.lock"
 LATEST = "latest"
@@ -166,7 +167,9 @@ class PromptRegistry:
     """The prompts of one folder, loaded and validated eagerly.
 
     Args:
-        root: the folder (``prompts.dir``).
+        root: the folder (``prompts.dir``): a local path, or ``s3://bucket/prefix``,
+            read through a local copy (read-only: register versions in a local folder,
+            then upload it with its ``registry.lock``).
 
     Raises:
         PromptError: on load, an unreadable or invalid file, a duplicated id, or a
@@ -174,6 +177,14 @@ class PromptRegistry:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        #: where the prompts come from (the S3 URI for a remote folder)
+        self.location = str(root)
+        self.read_only = is_remote(root)
+        if self.read_only:
+            try:
+                root = local_folder(str(root))
+            except FmfError as exc:
+                raise PromptError(exc.message, hint=exc.hint) from None
         self.root = Path(root)
         self._files: dict[str, PromptFile] = {}
         self._sources: dict[str, Path] = {}
@@ -271,6 +282,11 @@ class PromptRegistry:
             PromptError: ``prompt.immutable`` when the content of a registered version
                 changed; the hint says which new version label to use.
         """
+        if self.read_only:
+            raise PromptError(
+                f"cannot register in {self.location}: a prompt folder on S3 is read-only here",
+                hint="register in a local copy of the folder, then upload it with registry.lock",
+            )
         path_text, _, label = target.partition("#")
         prompt_id = self._id_for(path_text)
         labels = [label] if label else self.versions(prompt_id)

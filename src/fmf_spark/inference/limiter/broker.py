@@ -23,6 +23,7 @@ from fmf_spark.errors import QuotaExhausted
 from fmf_spark.inference.base import RateLimitInfo
 from fmf_spark.inference.limiter.bucket import QuotaBucket, QuotaSpec
 from fmf_spark.inference.limiter.remote import BrokerSpec
+from fmf_spark.observability.progress import count_call
 
 
 class QuotaBroker:
@@ -122,6 +123,11 @@ class _BrokerHandler(BaseHTTPRequestHandler):
                 self._reply(200, {"stopped": exc.message})
         elif self.path == "/report":
             rl = body.get("rate_limit")
+            count_call(  # the progress line of the stage (calls/min, ETA)
+                str(body["bucket"]),
+                answered=body.get("actual") is not None,
+                rate_limited=body.get("retry_after") is not None,
+            )
             bucket.report(
                 charged=int(body["charged"]),
                 actual=body.get("actual"),

@@ -576,6 +576,7 @@ def run_e2e(spark: Any, sim: Any, args: argparse.Namespace) -> dict[str, Any]:
         result = run_chain(spark, chain, cfg, registry=registry)
         wall = time.monotonic() - started
         ours = party(sim.stats(), "")
+        calling = calling_spans(spark, f"{result.run_dir}/requests")
         print(f"e2e: first run done in {wall:.0f} s", flush=True)
 
         fresh_start(sim, args.window_s, None)
@@ -601,10 +602,29 @@ def run_e2e(spark: Any, sim: Any, args: argparse.Namespace) -> dict[str, Any]:
         "wall_s": wall,
         "ratio": wall / floor if floor else float("nan"),
         "timings_s": dict(result.timings),
+        "calling_s": calling,
         "rerun_calls": sum(s.calls for s in rerun.steps),
         "rerun_requests_at_simulator": rerun_requests,
         "rerun_wall_s": rerun_wall,
     }
+
+
+def calling_spans(spark: Any, requests_path: str) -> dict[str, float]:
+    """Per step, from the run's requests table: first call sent to last answer, s."""
+    from pyspark.sql import functions as F
+
+    spans = (
+        spark.read.format("delta")
+        .load(requests_path)
+        .groupBy("step")
+        .agg(
+            (
+                F.max(F.col("ended_at").cast("double")) - F.min(F.col("sent_at").cast("double"))
+            ).alias("span")
+        )
+        .collect()
+    )
+    return {f"step.{r['step']}": float(r["span"]) for r in spans}
 
 
 def print_e2e(e2e: dict[str, Any]) -> None:
@@ -613,8 +633,12 @@ def print_e2e(e2e: dict[str, Any]) -> None:
         f"{e2e['answered']} answered, {e2e['requests_at_simulator']} requests at the "
         f"simulator ({e2e['rejected_429']} 429s), {e2e['tokens_charged']} tokens charged"
     )
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in e2e["timings_s"].items())
-    print(f"stages, s: {stages}")
+    calling = e2e["calling_s"]
+    stages = ", ".join(
+        f"{k} {v:.1f}" + (f" (calls {calling[k]:.1f})" if k in calling else "")
+        for k, v in e2e["timings_s"].items()
+    )
+    print(f"stages, s (calls: first sent to last answered): {stages}")
     print(
         f"wall time {e2e['wall_s']:.1f} s / quota floor {e2e['floor_s']:.1f} s "
         f"({e2e['binding']} binds) = {e2e['ratio']:.2f}x   (issue #16 target <= 1.1x)"

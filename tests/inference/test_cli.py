@@ -138,6 +138,8 @@ def test_simulator_serve_runs_until_interrupted(tmp_path: Path) -> None:
             "6",  # one request per 10 s window
             "--window-s",
             "10",
+            "--token-accounting",
+            "max_tokens",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -150,11 +152,17 @@ def test_simulator_serve_runs_until_interrupted(tmp_path: Path) -> None:
         first = proc.stdout.readline()
         assert first.startswith("simulator listening on http://127.0.0.1:")
         url = first.split(" on ", 1)[1].strip()
+        banner = [proc.stdout.readline() for _ in range(5)]
+        assert banner[-1].strip().endswith("tokens charged as max_tokens")
+        tpm = int(banner[-1].split(" RPM, ")[1].split(" TPM")[0])
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-        codes = [
-            httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10).status_code
-            for _ in range(12)
+        answers = [
+            httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10) for _ in range(12)
         ]
+        codes = [a.status_code for a in answers]
+        # every answer says what is left of the window: only max_tokens was charged
+        left = {int(a.headers["x-ratelimit-remaining-tokens"]) for a in answers}
+        assert left == {int(tpm * 10 / 60) - 5}
         # the windows are fixed (epoch-aligned): 12 requests that straddle one boundary
         # still get at least 10 refusals; only 12 requests spread over 110 s get fewer
         # than 2 (at 60 RPM, 10 per window, a straddle could leave none)

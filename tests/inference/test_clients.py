@@ -121,7 +121,10 @@ def test_transient_errors_stop_after_max_attempts(sim: SimulatorServer, provider
 def test_rate_limits_are_bounded_by_time_not_count(sim: SimulatorServer, provider: str) -> None:
     sim.set_faults([FaultRule(kind="rate_limit", match="BUSY", retry_after_s=0.05)])
     client = client_for(sim, provider)
-    client.policy = RetryPolicy(max_attempts=3, max_rate_limited_s=0.5)
+    # Bedrock throttles without Retry-After: the backoff must be short to fit the budget
+    client.policy = RetryPolicy(
+        max_attempts=3, base_delay_s=0.01, max_delay_s=0.02, max_rate_limited_s=0.5
+    )
     with pytest.raises(RateLimited) as caught:
         ask(client, "BUSY forever")
     # more calls than max_attempts: 429s are waited out until the time budget is spent

@@ -31,3 +31,25 @@ def test_nothing_starts_for_a_running_simulator_or_another_provider() -> None:
     assert start_simulators(fixed, ["simulator"]) is fixed
     unused = config()
     assert start_simulators(unused, []) is unused
+
+
+def test_the_server_settings_choose_the_token_accounting() -> None:
+    server = {"latency_ms": 0, "tokens_per_minute": 600, "token_accounting": "max_tokens"}
+    cfg = FmfConfig.model_validate(
+        {
+            "inference": {
+                "providers": {
+                    "gateway": {"type": "simulator", "model": "sim-gateway", "server": server}
+                }
+            }
+        }
+    )
+    url = start_simulators(cfg, ["gateway"]).inference.providers["gateway"].base_url  # type: ignore[attr-defined]
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "a long " * 50}],
+        "max_tokens": 7,
+    }
+    answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    # only max_tokens was charged: the 100-token prompt is free (600 TPM over 10 s: 100)
+    assert answer.headers["x-ratelimit-remaining-tokens"] == str(100 - 7)

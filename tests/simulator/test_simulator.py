@@ -218,3 +218,77 @@ def test_bedrock_converse_route_refunds_unused_max_tokens() -> None:
     usage = answer["usage"]
     assert "Hello Bedrock" in answer["output"]["message"]["content"][0]["text"]
     assert stats["tokens_charged"] == usage["inputTokens"] + usage["outputTokens"]
+
+
+def test_max_tokens_accounting_charges_only_max_tokens() -> None:
+    settings = SimulatorSettings(
+        requests_per_minute=None,
+        tokens_per_minute=600,
+        window_s=60,
+        latency_ms=0,
+        token_accounting="max_tokens",
+    )
+    with SimulatorServer(settings, clock=FixedClock()) as sim:
+        answers = [
+            _chat(sim.url, f"a long question number {i} " * 20, max_tokens=250) for i in range(3)
+        ]
+        stats = sim.stats()
+    # the prompts (100+ tokens each) are free: two requests of 250 fit in 600, not three
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining-tokens"] for r in answers] == ["350", "100", "100"]
+    assert stats["tokens_charged"] == 500 and stats["prompt_tokens"] > 200
+
+
+def test_every_openai_answer_carries_what_is_left_of_the_window() -> None:
+    clock = FixedClock(1_000_004.0)  # 6 s before the window ends
+    settings = SimulatorSettings(
+        requests_per_minute=12, tokens_per_minute=None, window_s=10, latency_ms=0
+    )
+    with SimulatorServer(settings, clock=clock) as sim:
+        ok = [_chat(sim.url, f"q{i}") for i in range(2)]
+        refused = _chat(sim.url, "one too many")
+        clock.now += 10  # a new window, in a storm
+        sim.storm(5.0, retry_after_s=1.0)
+        stormy = _chat(sim.url, "busy")
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in ok] == ["1", "0"]
+    assert refused.status_code == 429
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.headers["x-ratelimit-reset-requests"] == "6.000s"
+    assert "x-ratelimit-remaining-tokens" not in refused.headers  # no TPM quota here
+    # a 429 of a storm: the window still has room, and the headers say so
+    assert stormy.status_code == 429 and stormy.headers["x-ratelimit-remaining-requests"] == "2"
+
+
+def test_bedrock_throttles_like_bedrock() -> None:
+    settings = SimulatorSettings(requests_per_minute=1, window_s=60, latency_ms=0)
+    body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    with SimulatorServer(settings, clock=FixedClock()) as sim:
+        url = f"{sim.url}/model/anthropic.claude-3-haiku/converse"
+        answers = [httpx.post(url, json=body, timeout=10) for _ in range(2)]
+    ok, throttled = answers
+    assert ok.status_code == 200 and throttled.status_code == 429
+    assert throttled.headers["x-amzn-ErrorType"].startswith("ThrottlingException:")
+    assert throttled.json() == {"message": "Too many requests, please wait before trying again."}
+    for answer in answers:  # Bedrock sends neither Retry-After nor rate-limit headers
+        assert not {h for h in answer.headers if h.startswith(("retry-after", "x-ratelimit"))}
+
+
+def test_requests_are_counted_per_user_and_window() -> None:
+    clock = FixedClock(1_000_000.0)
+    settings = SimulatorSettings(
+        requests_per_minute=18, tokens_per_minute=None, window_s=10, latency_ms=0
+    )
+    with SimulatorServer(settings, clock=clock) as sim:
+        for i in range(2):
+            _chat(sim.url, f"ours {i}", max_tokens=5)
+        for i in range(2):
+            _chat(sim.url, f"theirs {i}", max_tokens=5, user="cotenant")
+        clock.now += 10
+        _chat(sim.url, "theirs again", max_tokens=5, user="cotenant")
+        stats = sim.stats()
+    ours, theirs = stats["by_user"][""], stats["by_user"]["cotenant"]
+    assert (ours["requests"], ours["ok"], ours.get("rejected_429", 0)) == (2, 2, 0)
+    assert (theirs["requests"], theirs["ok"], theirs["rejected_429"]) == (3, 2, 1)
+    assert theirs["first_ts"] == 1_000_000.0 and theirs["last_ts"] == 1_000_010.0
+    counted = [(i - 100_000, u, r) for i, u, r, _ in stats["windows"]]
+    assert counted == [(0, "", 2), (0, "cotenant", 1), (1, "cotenant", 1)]

@@ -69,6 +69,7 @@ def simulator_settings(server: SimulatorServerConfig) -> SimulatorSettings:
         tokens_per_minute=server.tokens_per_minute,
         latency_ms=server.latency_ms,
         window_s=server.window_s,
+        token_accounting=server.token_accounting,
     )
 
 

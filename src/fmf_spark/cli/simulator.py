@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from fmf_spark.simulator.settings import TOKEN_ACCOUNTINGS
+
 if TYPE_CHECKING:
     from fmf_spark.cli.context import CliContext
     from fmf_spark.config.models import FmfConfig
@@ -29,6 +31,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--tpm", type=int, help="tokens per minute (0: unlimited)")
     serve.add_argument("--window-s", type=float, help="quota window in seconds (1 or 10)")
     serve.add_argument("--latency-ms", type=float, help="mean latency")
+    serve.add_argument(
+        "--token-accounting",
+        choices=TOKEN_ACCOUNTINGS,
+        help="what a request is charged against the TPM quota (default: prompt_and_max_tokens, "
+        "as Azure OpenAI)",
+    )
     serve.add_argument("--error-5xx-ratio", type=float, default=0.0)
     serve.add_argument("--timeout-ratio", type=float, default=0.0)
     serve.add_argument("--content-filter-ratio", type=float, default=0.0)
@@ -69,6 +77,7 @@ def _serve(args: argparse.Namespace, ctx: CliContext) -> int:
         ("port", "port"),
         ("window_s", "window_s"),
         ("latency_ms", "latency_ms"),
+        ("token_accounting", "token_accounting"),
     ):
         if getattr(args, flag) is not None:
             setattr(settings, attr, getattr(args, flag))
@@ -96,7 +105,10 @@ def _serve(args: argparse.Namespace, ctx: CliContext) -> int:
     ctx.print(f"  stats:   {url}/stats")
     rpm = settings.requests_per_minute or "unlimited"
     tpm = settings.tokens_per_minute or "unlimited"
-    ctx.print(f"  quota:   {rpm} RPM, {tpm} TPM over {settings.window_s:g} s windows")
+    ctx.print(
+        f"  quota:   {rpm} RPM, {tpm} TPM over {settings.window_s:g} s windows, "
+        f"tokens charged as {settings.token_accounting}"
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

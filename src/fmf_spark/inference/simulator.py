@@ -46,6 +46,11 @@ class SimulatorServerConfig(StrictModel):
     tokens_per_minute: int = Field(default=200_000, gt=0, description="Quota it enforces.")
     latency_ms: float = Field(default=20.0, ge=0, description="Mean latency of an answer.")
     window_s: float = Field(default=10.0, gt=0, description="Quota enforcement window.")
+    token_accounting: Literal["prompt_and_max_tokens", "max_tokens"] = Field(
+        default="prompt_and_max_tokens",
+        description="What a request is charged against the TPM quota: prompt + max_tokens "
+        "(Azure OpenAI's rule) or max_tokens only (some OpenAI-compatible gateways).",
+    )
 
 
 class SimulatorProviderConfig(ProviderConfig):

@@ -11,7 +11,10 @@ Routes:
 The quota rules are in :class:`~fmf_spark.simulator.settings.SimulatorSettings`. The
 stats count every request that arrived, every 429 (by cause), every fault, the tokens
 charged, and ``repeat_success``: requests whose exact body had already been answered
-successfully (a client that calls twice for the same row shows up here).
+successfully (a client that calls twice for the same row shows up here). Requests are
+also counted per ``user`` (the OpenAI request field; ``""`` for requests that name
+none) under ``by_user``, so a benchmark can tell a co-tenant on the same deployment
+from its own traffic.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class _Request:
     stream: bool
     include_usage: bool
     body_key: str
+    user: str | None = None
 
     @property
     def last_user(self) -> str:
@@ -85,38 +89,51 @@ class _Quota:
         self.tokens = 0.0
         #: per window: requests admitted, tokens charged
         self.history: dict[int, list[float]] = {}
+        #: the same per window and user
+        self.by_user: dict[tuple[int, str], list[float]] = {}
 
-    def admit(self, tokens: int, now: float) -> _Admission:
+    def admit(self, tokens: int | None, now: float, user: str = "") -> _Admission:
+        """Admit one request charged ``tokens`` if the current window has room for it.
+
+        ``tokens=None`` charges nothing and admits nothing: it only reads what is left
+        (for answers that never reach admission, so they carry the headers too).
+        """
         limit_r, limit_t = self.settings.window_limits()
         w = self.settings.window_s
         with self.lock:
             idx = int(now // w)
             if idx != self.window:
                 self.window, self.requests, self.tokens = idx, 0.0, 0.0
-            reset = (idx + 1) * w - now
-            over_r = limit_r is not None and self.requests + 1 > limit_r
-            over_t = limit_t is not None and self.tokens + tokens > limit_t
-            if over_r or over_t:
-                return _Admission(False, idx, retry_after=reset)
-            self.requests += 1
-            self.tokens += tokens
-            entry = self.history.setdefault(idx, [0.0, 0.0])
-            entry[0] += 1
-            entry[1] += tokens
+            ok = tokens is not None
+            if tokens is not None:
+                over_r = limit_r is not None and self.requests + 1 > limit_r
+                over_t = limit_t is not None and self.tokens + tokens > limit_t
+                ok = not (over_r or over_t)
+            if ok and tokens is not None:
+                self.requests += 1
+                self.tokens += tokens
+                for entry in (
+                    self.history.setdefault(idx, [0.0, 0.0]),
+                    self.by_user.setdefault((idx, user), [0.0, 0.0]),
+                ):
+                    entry[0] += 1
+                    entry[1] += tokens
             return _Admission(
-                True,
+                ok,
                 idx,
-                retry_after=reset,
-                remaining_requests=None if limit_r is None else limit_r - self.requests,
-                remaining_tokens=None if limit_t is None else limit_t - self.tokens,
+                retry_after=(idx + 1) * w - now,
+                remaining_requests=None if limit_r is None else max(0.0, limit_r - self.requests),
+                remaining_tokens=None if limit_t is None else max(0.0, limit_t - self.tokens),
             )
 
-    def refund(self, window: int, tokens: int) -> None:
+    def refund(self, window: int, tokens: int, user: str = "") -> None:
         with self.lock:
             if window == self.window:
                 self.tokens = max(0.0, self.tokens - tokens)
             if window in self.history:
                 self.history[window][1] -= tokens
+            if (window, user) in self.by_user:
+                self.by_user[window, user][1] -= tokens
 
 
 @dataclass
@@ -126,10 +143,30 @@ class _Stats:
     succeeded: set[str] = field(default_factory=set)
     first_ts: float | None = None
     last_ts: float | None = None
+    #: per ``user`` of the request: the same counters, and first_ts / last_ts
+    by_user: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def add(self, name: str, n: int = 1) -> None:
+    def add(self, name: str, n: int = 1, user: str | None = None) -> None:
+        """Add to a counter, and to the user's when ``user`` is given (``""``: unnamed)."""
         with self.lock:
             self.counters[name] = self.counters.get(name, 0) + n
+            if user is not None:
+                mine = self.by_user.setdefault(user, {})
+                mine[name] = mine.get(name, 0) + n
+
+    def arrived(self, ts: float, user: str) -> None:
+        """Count one arrival (``requests``) and keep the first arrival's time."""
+        self.add("requests", user=user)
+        with self.lock:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.by_user[user].setdefault("first_ts", ts)
+
+    def answered(self, ts: float, user: str) -> None:
+        """Move the last answer's time on."""
+        with self.lock:
+            self.last_ts = ts
+            self.by_user[user]["last_ts"] = ts
 
 
 class _Reply(Exception):
@@ -247,7 +284,12 @@ class SimulatorServer:
         (answered 200), ``rejected_429`` (over quota), ``storm_429``, ``fault_<kind>``,
         ``tokens_charged``, ``prompt_tokens``, ``completion_tokens``, ``repeat_success``,
         ``max_requests_per_window``, ``max_tokens_per_window``, ``window_limits``,
-        ``first_ts``/``last_ts`` (first arrival, last answer, epoch seconds).
+        ``windows`` (``[window index, user, requests admitted, tokens charged]`` for
+        every window and user),
+        ``first_ts``/``last_ts`` (first arrival, last answer, epoch seconds), and
+        ``by_user``: for each ``user`` of the requests (``""``: none named), its
+        ``requests``, ``accepted``, ``ok``, ``rejected_429``, ``storm_429``,
+        ``fault_rate_limit``, ``tokens_charged``, ``first_ts`` and ``last_ts``.
         """
         with self._stats.lock:
             data: dict[str, Any] = {
@@ -267,10 +309,13 @@ class SimulatorServer:
             data.update(self._stats.counters)
             data["first_ts"] = self._stats.first_ts
             data["last_ts"] = self._stats.last_ts
+            data["by_user"] = {u: dict(c) for u, c in self._stats.by_user.items()}
         with self._quota.lock:
             history = list(self._quota.history.values())
+            windows = [[i, u, r, t] for (i, u), (r, t) in sorted(self._quota.by_user.items())]
         data["max_requests_per_window"] = max((h[0] for h in history), default=0)
         data["max_tokens_per_window"] = max((h[1] for h in history), default=0)
+        data["windows"] = windows
         data["window_limits"] = list(self.settings.window_limits())
         data["window_s"] = self.settings.window_s
         return data
@@ -320,42 +365,45 @@ class SimulatorServer:
     def handle(self, req: _Request, auth_ok: bool) -> tuple[int, Any, dict[str, str], bool]:
         """Process one chat request; return (status, body, headers, stream)."""
         now = self.clock()
-        st = self._stats
-        with st.lock:
-            st.counters["requests"] = st.counters.get("requests", 0) + 1
-            if st.first_ts is None:
-                st.first_ts = now
+        st, user = self._stats, req.user or ""
+        st.arrived(now, user)
         if not auth_ok:
             st.add("fault_auth")
             raise _error(req, "auth", "Access denied due to invalid subscription key.")
+        # answers that never reach admission still say what is left of the window
+        left = _ratelimit_headers(req, self._quota.admit(None, now))
         with self._lock:
             storm = now < self._storm_until
             storm_retry = self._storm_retry_after
         if storm:
-            st.add("storm_429")
-            raise _rate_limited(req, storm_retry, "Rate limit storm (simulated).")
+            st.add("storm_429", user=user)
+            raise _rate_limited(req, storm_retry, "Rate limit storm (simulated).", left)
         rule = self._targeted_fault(req, before_admission=True)
         if rule is not None:
-            st.add("fault_rate_limit")
-            raise _rate_limited(req, rule.retry_after_s, "Rate limit (injected fault).")
+            st.add("fault_rate_limit", user=user)
+            raise _rate_limited(req, rule.retry_after_s, "Rate limit (injected fault).", left)
         limit = self.settings.daily_request_limit
         if limit is not None and st.counters.get("accepted", 0) >= limit:
             st.add("fault_quota_exhausted")
-            raise _error(req, "quota_exhausted", "You exceeded your daily request quota.")
+            raise _error(req, "quota_exhausted", "You exceeded your daily request quota.", left)
 
         prompt_tokens = _prompt_tokens(req)
         if prompt_tokens > CONTEXT_WINDOW:
             st.add("fault_context_length")
-            raise _error(req, "context_length", "This model's maximum context length is exceeded.")
+            raise _error(
+                req, "context_length", "This model's maximum context length is exceeded.", left
+            )
         max_tokens = req.max_tokens or self.settings.default_max_tokens
-        charge = prompt_tokens + max_tokens
-        admission = self._quota.admit(charge, now)
-        if not admission.ok:
-            st.add("rejected_429")
-            raise _rate_limited(req, admission.retry_after, "Requests exceed the rate limit.")
-        st.add("accepted")
-        st.add("tokens_charged", charge)
+        charge = self.settings.charge(prompt_tokens, max_tokens)
+        admission = self._quota.admit(charge, now, user)
         headers = _ratelimit_headers(req, admission)
+        if not admission.ok:
+            st.add("rejected_429", user=user)
+            raise _rate_limited(
+                req, admission.retry_after, "Requests exceed the rate limit.", headers
+            )
+        st.add("accepted", user=user)
+        st.add("tokens_charged", charge, user=user)
 
         rule = self._targeted_fault(req, before_admission=False)
         kind = rule.kind if rule is not None else self._random_fault()
@@ -375,16 +423,16 @@ class SimulatorServer:
         completion_tokens = count_tokens(text)
         if req.route == "bedrock" and max_tokens > completion_tokens:
             # Bedrock gives back the unused part of max_tokens once the answer is done
-            self._quota.refund(admission.window, max_tokens - completion_tokens)
-            st.add("tokens_charged", -(max_tokens - completion_tokens))
-        st.add("ok")
+            self._quota.refund(admission.window, max_tokens - completion_tokens, user)
+            st.add("tokens_charged", -(max_tokens - completion_tokens), user=user)
+        st.add("ok", user=user)
         st.add("prompt_tokens", prompt_tokens)
         st.add("completion_tokens", completion_tokens)
         with st.lock:
             if req.body_key in st.succeeded:
                 st.counters["repeat_success"] = st.counters.get("repeat_success", 0) + 1
             st.succeeded.add(req.body_key)
-            st.last_ts = self.clock()
+        st.answered(self.clock(), user)
         body = _success_body(req, text, finish, prompt_tokens, completion_tokens)
         return 200, body, headers, req.stream
 
@@ -412,8 +460,10 @@ def _prompt_tokens(req: _Request) -> int:
 
 
 def _ratelimit_headers(req: _Request, a: _Admission) -> dict[str, str]:
+    """What is left of the window after this request, and when it resets (as Azure
+    OpenAI and OpenAI send them); none on the Bedrock route, as Bedrock sends none."""
     if req.route == "bedrock":
-        return {}  # Bedrock sends no rate-limit headers
+        return {}
     headers = {}
     if a.remaining_requests is not None:
         headers["x-ratelimit-remaining-requests"] = str(int(a.remaining_requests))
@@ -424,8 +474,14 @@ def _ratelimit_headers(req: _Request, a: _Admission) -> dict[str, str]:
     return headers
 
 
-def _rate_limited(req: _Request, retry_after: float, message: str) -> _Reply:
+def _rate_limited(
+    req: _Request, retry_after: float, message: str, headers: dict[str, str]
+) -> _Reply:
+    if req.route == "bedrock":
+        # Bedrock throttles with a bare ThrottlingException: no Retry-After, no headers
+        return _error(req, "rate_limit", "Too many requests, please wait before trying again.")
     headers = {
+        **headers,
         "retry-after": str(max(1, math.ceil(retry_after))),
         "retry-after-ms": str(max(1, int(retry_after * 1000))),
     }
@@ -556,6 +612,7 @@ def _parse_openai(route: str, model: str, body: dict[str, Any], key: str) -> _Re
         stream=bool(body.get("stream")),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         body_key=key,
+        user=str(body["user"]) if body.get("user") else None,
     )
 
 

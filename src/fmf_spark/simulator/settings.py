@@ -23,6 +23,13 @@ FaultKind = Literal[
 
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
+TokenAccounting = Literal[
+    "prompt_and_max_tokens",  # Azure OpenAI's documented estimate: prompt + max_tokens
+    "max_tokens",  # some OpenAI-compatible gateways: max_tokens only, the prompt is free
+]
+
+TOKEN_ACCOUNTINGS: tuple[str, ...] = TokenAccounting.__args__  # type: ignore[attr-defined]
+
 
 @dataclass
 class FaultRule:
@@ -47,11 +54,16 @@ class SimulatorSettings:
 
     Quotas are enforced the way Azure OpenAI does: the per-minute quota is divided into
     fixed windows of ``window_s`` seconds (Azure uses 1 s or 10 s), each allowing
-    ``quota * window_s / 60`` requests and tokens; a request is charged its prompt
-    tokens plus ``max_tokens`` at admission; a request over either limit gets a 429
-    with ``Retry-After`` (the time until the window resets) and is not charged. The
-    Bedrock route gives back the unused part of ``max_tokens`` after the answer, as
-    Bedrock does.
+    ``quota * window_s / 60`` requests and tokens; a request is charged at admission
+    (``token_accounting``: prompt tokens plus ``max_tokens``, or ``max_tokens`` only);
+    a request over either limit gets a 429 with ``Retry-After`` (the time until the
+    window resets) and is not charged. Every answer of the OpenAI and Azure routes,
+    429s included, carries ``x-ratelimit-remaining-requests`` /
+    ``x-ratelimit-remaining-tokens`` (what is left in the current window after this
+    request) and ``x-ratelimit-reset-requests`` / ``x-ratelimit-reset-tokens`` (time
+    until the window resets). The Bedrock route behaves like Bedrock: no rate-limit
+    headers, a ``ThrottlingException`` without ``Retry-After`` when over quota, and the
+    unused part of ``max_tokens`` given back after the answer.
 
     Args:
         host: interface to bind.
@@ -68,6 +80,7 @@ class SimulatorSettings:
         hang_s: how long a ``timeout`` fault hangs before closing the connection.
         faults: targeted, deterministic faults (tests).
         default_max_tokens: charged when a request sets no ``max_tokens``.
+        token_accounting: what a request is charged against the token quota.
         daily_request_limit: after this many admitted requests every request gets a
             non-retryable quota-exhausted error (a daily quota).
         api_key: when set, requests must carry it (``api-key`` or ``Authorization:
@@ -89,9 +102,16 @@ class SimulatorSettings:
     hang_s: float = 30.0
     faults: list[FaultRule] = field(default_factory=list)
     default_max_tokens: int = 1024
+    token_accounting: TokenAccounting = "prompt_and_max_tokens"
     daily_request_limit: int | None = None
     api_key: str | None = None
     seed: int = 0
+
+    def charge(self, prompt_tokens: int, max_tokens: int) -> int:
+        """Tokens one request is charged against the token quota at admission."""
+        if self.token_accounting == "max_tokens":
+            return max_tokens
+        return prompt_tokens + max_tokens
 
     def window_limits(self) -> tuple[float | None, float | None]:
         """(requests, tokens) allowed per window; ``None`` when unlimited."""

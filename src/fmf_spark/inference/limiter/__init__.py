@@ -34,12 +34,20 @@ when both have passed. Without burst, any window of ``W`` seconds admits at most
 the provider within quota, wherever the provider's window boundaries fall. Rates aim at
 ``quota * (1 - headroom)`` (2 % by default): close to the quota, not at 429s.
 
-Tokens are charged the way Azure OpenAI charges them: prompt tokens plus ``max_tokens``
-at admission; the report corrects the estimate with the prompt tokens the provider
-reported, and for Bedrock (which gives back unused ``max_tokens``) with the completion
-tokens too. A 429 blocks the whole bucket until its ``Retry-After`` has passed; a
-response whose ``x-ratelimit-remaining-*`` headers say the provider's window is spent
-(another consumer shares the quota, say) blocks it until the reset the headers give.
+Tokens are estimated the way Azure OpenAI documents its charge: prompt tokens plus
+``max_tokens`` at admission; the report corrects the estimate with the prompt tokens the
+provider reported, and for Bedrock (which gives back unused ``max_tokens``) with the
+completion tokens too. What the provider really charges, and which share of the quota
+someone else on the same deployment uses, is learned from its answers by the bucket's
+:class:`~fmf_spark.inference.calibration.Calibration` (the ``x-ratelimit-remaining-*``
+headers, and 429s): the bucket charges ``calibration.charge(estimate)`` and paces at
+``calibration.request_share()`` / ``token_share()`` of the configured quota.
+
+A 429 blocks the whole bucket until its ``Retry-After`` has passed; a response whose
+``x-ratelimit-remaining-*`` headers say the provider's window is spent (another consumer
+shares the quota, say) blocks it until the reset the headers give. A task thread whose
+slot, granted earlier, falls inside such a block books a new one instead of sending
+into a refusal (the broker's answers tell every task about the block).
 A non-retryable quota exhaustion stops the bucket: every later reservation fails fast
 with :class:`~fmf_spark.errors.QuotaExhausted` instead of calling the provider.
 """

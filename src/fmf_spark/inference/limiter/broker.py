@@ -1,9 +1,12 @@
 """The quota broker: the driver-side HTTP server that owns the job's quota buckets.
 
 Protocol (JSON over HTTP/1.1 keep-alive, a per-job token in ``x-fmf-broker-token``):
-``POST /reserve {bucket, tokens}`` answers ``{delay_s}`` (or ``{stopped}`` once the
-quota is exhausted); ``POST /report {bucket, charged, actual, retry_after, rate_limit,
-age_s, quota_exhausted}`` corrects the schedule. The task side is :mod:`.remote`.
+``POST /reserve {bucket, tokens}`` answers ``{delay_s, blocked_s}`` (or ``{stopped}``
+once the quota is exhausted); ``POST /report {bucket, charged, actual, retry_after,
+rate_limit, age_s, quota_exhausted}`` corrects the schedule and answers ``{blocked_s}``.
+``blocked_s`` is how long the bucket is blocked (a 429, spent headers): a task thread
+whose slot, granted earlier, falls inside the block books a new one instead of sending
+into a refusal. The task side is :mod:`.remote`.
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ class _BrokerHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/reserve":
             try:
-                self._reply(200, {"delay_s": bucket.reserve(int(body["tokens"]))})
+                delay = bucket.reserve(int(body["tokens"]))
+                self._reply(200, {"delay_s": delay, "blocked_s": bucket.blocked_for()})
             except QuotaExhausted as exc:
                 self._reply(200, {"stopped": exc.message})
         elif self.path == "/report":
@@ -132,6 +136,6 @@ class _BrokerHandler(BaseHTTPRequestHandler):
                 age_s=float(body.get("age_s", 0.0)),
                 quota_exhausted=body.get("quota_exhausted"),
             )
-            self._reply(200, {})
+            self._reply(200, {"blocked_s": bucket.blocked_for()})
         else:
             self._reply(404, {"error": "no route"})

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fmf_spark.errors import QuotaExhausted
 from fmf_spark.inference.base import RateLimitInfo
+from fmf_spark.inference.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class QuotaSpec:
         window_s: the provider's enforcement window in seconds.
         headroom: share of the quota left unused.
         refund_unused_completion: the provider gives back unused ``max_tokens`` (Bedrock).
+        parts: limiters the deployment's quota is split over (``static`` mode).
     """
 
     requests_per_minute: float | None
@@ -28,6 +30,7 @@ class QuotaSpec:
     window_s: float = 10.0
     headroom: float = 0.02
     refund_unused_completion: bool = False
+    parts: int = 1
 
     def divided(self, parts: int) -> QuotaSpec:
         """This quota split evenly over ``parts`` independent limiters."""
@@ -38,6 +41,7 @@ class QuotaSpec:
             self.window_s,
             self.headroom,
             self.refund_unused_completion,
+            self.parts * parts,
         )
 
 
@@ -61,12 +65,20 @@ class QuotaBucket:
         self._blocked_until = 0.0
         self._max_charge = 1
         self.stopped: str | None = None
+        # calibration hook: learns the provider's real charge and our share of its quota
+        self.calibration = Calibration(
+            spec.requests_per_minute,
+            spec.tokens_per_minute,
+            spec.window_s,
+            parts=spec.parts,
+            headroom=spec.headroom,
+        )
 
     def _request_rate(self) -> float | None:
         rpm = self.spec.requests_per_minute
         if rpm is None:
             return None
-        per_s = rpm / 60.0
+        per_s = rpm / 60.0 * self.calibration.request_share()
         per_window = per_s * self.spec.window_s
         return max(
             min(per_s * (1 - self.spec.headroom), (per_window - 1) / self.spec.window_s),
@@ -77,9 +89,9 @@ class QuotaBucket:
         tpm = self.spec.tokens_per_minute
         if tpm is None:
             return None
-        per_s = tpm / 60.0
+        per_s = tpm / 60.0 * self.calibration.token_share()
         per_window = per_s * self.spec.window_s
-        by_window = (per_window - self._max_charge) / self.spec.window_s
+        by_window = (per_window - self.calibration.charge(self._max_charge)) / self.spec.window_s
         return max(min(per_s * (1 - self.spec.headroom), by_window), per_s * 0.05)
 
     def reserve(self, tokens: int) -> float:
@@ -98,8 +110,17 @@ class QuotaBucket:
             if r_rate is not None:
                 self._tat_requests = start + 1.0 / r_rate
             if t_rate is not None:
-                self._tat_tokens = start + tokens / t_rate
+                self._tat_tokens = start + self.calibration.charge(tokens) / t_rate
             return start - now
+
+    def blocked_for(self) -> float:
+        """Seconds until a block set by a 429 or spent headers ends (0: not blocked).
+
+        A slot granted before the block but due inside it would meet a refusal: the
+        limiters check this after sleeping and book a new slot instead.
+        """
+        with self._lock:
+            return max(0.0, self._blocked_until - self._clock())
 
     def report(
         self,
@@ -125,21 +146,30 @@ class QuotaBucket:
             now = self._clock()
             if quota_exhausted is not None and self.stopped is None:
                 self.stopped = quota_exhausted
+            # calibration hook: the rates and charges below already use what it learned
+            self.calibration.observe(
+                now,
+                sent_at=now - age_s,
+                estimate=float(charged if actual is None else actual),
+                rate_limit=rate_limit,
+                rejected=retry_after is not None,
+            )
+            scaled = self.calibration.charge
             t_rate = self._token_rate()
             if retry_after is not None:
                 # rejected: the provider did not charge it, and nobody should send before the reset
                 self._blocked_until = max(self._blocked_until, now + retry_after)
                 if t_rate is not None:
-                    self._tat_tokens -= charged / t_rate
+                    self._tat_tokens -= scaled(charged) / t_rate
                 return
             if actual is not None and t_rate is not None and actual != charged:
-                self._tat_tokens = max(self._tat_tokens + (actual - charged) / t_rate, now)
+                self._tat_tokens = max(self._tat_tokens + scaled(actual - charged) / t_rate, now)
             if rate_limit is not None:
                 spent = (
                     rate_limit.remaining_requests is not None and rate_limit.remaining_requests < 1
                 ) or (
                     rate_limit.remaining_tokens is not None
-                    and rate_limit.remaining_tokens < self._max_charge
+                    and rate_limit.remaining_tokens < scaled(self._max_charge)
                 )
                 reset = max(rate_limit.reset_requests_s or 0.0, rate_limit.reset_tokens_s or 0.0)
                 if spent and reset > age_s:

@@ -38,10 +38,12 @@ class LocalLimiter:
         self._sleep = sleep
 
     def acquire(self, tokens: int) -> Lease:
-        delay = self.bucket.reserve(tokens)
-        if delay > 0:
-            self._sleep(delay)
-        return Lease(tokens, time.monotonic())
+        while True:
+            delay = self.bucket.reserve(tokens)
+            if delay > 0:
+                self._sleep(delay)
+            if not self.bucket.blocked_for():  # else a 429 came while we slept: book again
+                return Lease(tokens, time.monotonic())
 
     def report(
         self,

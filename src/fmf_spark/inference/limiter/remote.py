@@ -31,10 +31,18 @@ class BrokerSpec:
 class BrokerLimiter:
     """The task side of the broker: one keep-alive connection per thread."""
 
-    def __init__(self, spec: BrokerSpec, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        spec: BrokerSpec,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spec = spec
         self._sleep = sleep
+        self._clock = clock
         self._local = threading.local()
+        #: the bucket's block as last heard by any thread of this task (on ``clock``)
+        self._blocked_until = 0.0
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         body = {**body, "bucket": self.spec.bucket}
@@ -54,6 +62,7 @@ class BrokerLimiter:
                     raise InferenceError(
                         f"quota broker answered {response.status}: {payload.get('error')}"
                     )
+                self._heard_block(float(payload.get("blocked_s") or 0.0))
                 return dict(payload)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 last = exc
@@ -65,14 +74,21 @@ class BrokerLimiter:
             hint="executors must reach spark.driver.host; else set inference.limiter: static",
         )
 
+    def _heard_block(self, blocked_s: float) -> None:
+        if blocked_s > 0:
+            self._blocked_until = max(self._blocked_until, self._clock() + blocked_s)
+
     def acquire(self, tokens: int) -> Lease:
-        answer = self._post("/reserve", {"tokens": int(tokens)})
-        if "stopped" in answer:
-            raise QuotaExhausted(str(answer["stopped"]))
-        delay = float(answer.get("delay_s", 0.0))
-        if delay > 0:
-            self._sleep(delay)
-        return Lease(int(tokens), time.monotonic())
+        while True:
+            answer = self._post("/reserve", {"tokens": int(tokens)})
+            if "stopped" in answer:
+                raise QuotaExhausted(str(answer["stopped"]))
+            delay = float(answer.get("delay_s", 0.0))
+            if delay > 0:
+                self._sleep(delay)
+            # a 429 heard by this task while we slept: the slot would be refused, book again
+            if self._clock() >= self._blocked_until:
+                return Lease(int(tokens), self._clock())
 
     def report(
         self,
@@ -83,6 +99,8 @@ class BrokerLimiter:
         rate_limit: RateLimitInfo | None = None,
         quota_exhausted: str | None = None,
     ) -> None:
+        if retry_after is not None:
+            self._heard_block(retry_after)
         self._post(
             "/report",
             {
@@ -90,7 +108,7 @@ class BrokerLimiter:
                 "actual": actual,
                 "retry_after": retry_after,
                 "rate_limit": asdict(rate_limit) if rate_limit else None,
-                "age_s": time.monotonic() - lease.granted_at,
+                "age_s": self._clock() - lease.granted_at,
                 "quota_exhausted": quota_exhausted,
             },
         )

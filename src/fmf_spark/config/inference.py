@@ -94,7 +94,7 @@ class InferenceConfig(StrictModel):
         description="Spark tasks that call the model at once (default: defaultParallelism).",
     )
     progress_rows: int = Field(
-        default=50,
+        default=20,
         ge=0,
         description="Durable progress: each task commits its answers beside the cache when "
         "this many are waiting (and every progress_seconds), so a killed run or a retried "

@@ -11,7 +11,10 @@ The flow of :func:`infer`:
 2. The remaining distinct requests are spread over ``inference.tasks`` partitions and
    called by ``mapInPandas``: per task one client, one thread pool of ``concurrency``
    threads, and the job-wide limiter (see :mod:`fmf_spark.inference.limiter`: one quota
-   broker on the driver schedules every task on every executor).
+   broker on the driver schedules every task on every executor). With the cache on,
+   each task commits its answers while it runs and a retried task gives back what its
+   earlier attempts committed (:mod:`fmf_spark.inference.progress_store`); the
+   progress a killed run left counts as cache in step 1.
 3. The answers are joined back to every input row and the result is materialised once
    (``localCheckpoint``), so later actions on it never call the model again and a
    rewrite of the cache table does not change it.

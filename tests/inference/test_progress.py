@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from fmf_spark.inference.progress_store import (
 from fmf_spark.inference.runner import request_prefix
 from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS, TIMED_INFERENCE_RESULT_SCHEMA
 from fmf_spark.simulator import FaultRule, SimulatorServer
+from tests.inference.conftest import run_job
 from tests.inference.test_runner import msgs, run, step_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,18 +162,7 @@ def test_task_progress_on_s3_recalls_its_partition_and_deletes(
 def test_a_retried_task_never_calls_again_what_it_had_answered() -> None:
     """Acceptance 2: attempt 0 of each task fails after some answers; Spark retries it
     (``local[2,3]``, its own session in a subprocess: the shared one never retries)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.inference.retry_job", "40"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result = run_job("tests.inference.retry_job", "40")
     # each of the two tasks failed once, after answering some of its rows
     assert result["failed_attempts"] == 2 and result["answered_before_failure"] > 0
     stats = result["stats"]

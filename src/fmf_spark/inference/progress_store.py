@@ -245,10 +245,10 @@ class TaskProgress:
     def flush(self) -> None:
         """Write the waiting answers as one file (kept for the next try if it fails)."""
         with self._lock:
+            if not self._buffer:
+                return
             rows, self._buffer = self._buffer, []
             seq, self._seq = self._seq, self._seq + 1
-        if not rows:
-            return
         name = f"{self.partition_prefix}a{self.attempt}-t{self.task_attempt_id}-{seq:06d}.parquet"
         try:
             self._write(name, rows)

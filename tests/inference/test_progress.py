@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ RESULT = list(INFERENCE_RESULT_COLUMNS)
 
 
 def _parquet_files(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        return []
     return sorted(p for p in os.listdir(folder) if p.endswith(".parquet"))
 
 
@@ -175,3 +178,21 @@ def test_a_retried_task_never_calls_again_what_it_had_answered() -> None:
         [request_id(STEP, "gpt-4o-mini", m), f"d{i}", "ok", 1] for i, m in enumerate(messages(40))
     )
     assert result["outputs"] == expected
+
+
+def test_a_waiting_answer_is_committed_by_the_timer(tmp_path: Path) -> None:
+    spec = ProgressSpec(str(tmp_path / "k1"), "w1", rows=1000, seconds=0.05)
+    progress = TaskProgress(spec, partition=0, attempt=0, task_attempt_id=1)
+    progress.record(_row("r1"))
+    # far fewer than `rows` answers: the timer commits it while the task goes on
+    deadline = time.monotonic() + 30
+    while not _parquet_files(str(tmp_path / "k1")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _parquet_files(str(tmp_path / "k1")) == ["part-w1-p00000-a0-t1-000000.parquet"]
+    assert progress.committed == 1
+    progress.close()
+    # nothing more waited: closing writes no empty file; no temp file is left
+    assert sorted(os.listdir(tmp_path / "k1")) == ["part-w1-p00000-a0-t1-000000.parquet"]
+    again = TaskProgress(spec, partition=0, attempt=1, task_attempt_id=2)
+    assert again.recall() == {"r1": _row("r1")}
+    again.close()

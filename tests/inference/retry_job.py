@@ -49,6 +49,14 @@ def main() -> None:
 
     os.environ.setdefault("SPARK_HOME", os.path.dirname(pyspark.__file__))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    with tempfile.TemporaryDirectory(prefix="fmf-retry-") as tmp:
+        result = run(Path(tmp), rows)
+    print("RESULT " + json.dumps(result))
+
+
+def run(work: Path, rows: int) -> dict[str, Any]:
+    """Run infer() with the failing task in ``work``; return the figures."""
     import pyarrow.parquet as pq
 
     from fmf_spark.config.models import FmfConfig
@@ -57,8 +65,6 @@ def main() -> None:
     from fmf_spark.simulator import SimulatorServer, SimulatorSettings
     from fmf_spark.spark import get_spark
 
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 40
-    work = Path(tempfile.mkdtemp(prefix="fmf-retry-"))
     FailingTask.marker_dir = str(work)
     # the runner builds FailingTask instead of its own task (pickled by value from here)
     runner._Task = FailingTask  # type: ignore[misc]
@@ -96,7 +102,7 @@ def main() -> None:
             "answered_before_failure": sum(pq.read_table(p).num_rows for p in first_attempts),
         }
         spark.stop()
-    print("RESULT " + json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,6 +64,26 @@ def make_config(
         },
     }
     return FmfConfig.model_validate(data)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_job(module: str, *args: str) -> dict[str, Any]:
+    """Run a test job (``python -m tests.inference.<job>``: its own SparkSession, which a
+    test may not build in the shared process); return the JSON of its ``RESULT`` line."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+    return result
 
 
 def make_resolver(cfg: FmfConfig) -> SecretResolver:

@@ -6,33 +6,16 @@ in a subprocess (:mod:`tests.inference.cluster_job`) and reports the simulator's
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.inference.conftest import run_job
 
 
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_two_executors_never_exceed_the_quota_together() -> None:
     rows = 40
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.inference.cluster_job", str(rows)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result = run_job("tests.inference.cluster_job", str(rows))
     stats = result["stats"]
     # both executor processes ran tasks
     tasks = result["tasks_by_executor"]

@@ -36,6 +36,8 @@ from fmf_spark.errors import ChainError, QuotaExhausted
 from fmf_spark.inference import InferenceStep, infer
 from fmf_spark.inference.cache import cache_location
 from fmf_spark.inference.metrics import OutputMetrics, output_metrics
+from fmf_spark.inference.progress_store import fold_progress
+from fmf_spark.inference.runner import request_prefix
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.progress import StageProgress
 from fmf_spark.observability.run import (
@@ -405,9 +407,11 @@ class ChainRun:
                 # cache, so the rerun after the quota resets calls only the rest
                 if exc.partial is not None:
                     self._save(exc.partial.unionByName(upstream_failed), step.id)
+                    self._fold_progress(spark, step, provider)
                     summary.count(output_metrics(self._outputs_of(spark, step.id)))
                 raise
             self._save(answered.unionByName(upstream_failed), step.id)
+            self._fold_progress(spark, step, provider)
             self.ctx.record_output("outputs", self.outputs_path)
             self.ctx.record_output("requests", self.requests_path)
             summary.count(output_metrics(self._outputs_of(spark, step.id)))
@@ -432,6 +436,27 @@ class ChainRun:
             fresh.dropDuplicates(["request_id"]).write.format("delta").mode("append").save(
                 self.cache_path
             )
+
+    def _fold_progress(
+        self, spark: SparkSession, step: StepPlan, provider: ProviderRuntime
+    ) -> None:
+        """Move the answers the step's tasks committed while it ran (and those a killed
+        earlier run left) into the cache, once the step's outputs are saved."""
+        if self.cache_path is None:
+            return
+        call = inference_step(step)
+        fold_progress(
+            spark,
+            self.cache_path,
+            request_prefix(call, provider.model),
+            {
+                "step": step.id,
+                "prompt_id": call.prompt_id,
+                "prompt_version": call.prompt_version,
+                "prompt_hash": call.prompt_hash,
+                "model": provider.model,
+            },
+        )
 
     def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:
         """Export the outputs table to one sink; record its counts."""

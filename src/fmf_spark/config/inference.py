@@ -93,3 +93,15 @@ class InferenceConfig(StrictModel):
         gt=0,
         description="Spark tasks that call the model at once (default: defaultParallelism).",
     )
+    progress_rows: int = Field(
+        default=10,
+        ge=0,
+        description="Durable progress: each task commits its answers beside the cache when "
+        "this many are waiting (and every progress_seconds), so a killed run or a retried "
+        "task does not pay for them again; 0: off (answers reach the cache at the step's end).",
+    )
+    progress_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Durable progress: the longest an answer waits before it is committed.",
+    )

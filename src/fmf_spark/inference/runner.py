@@ -11,7 +11,10 @@ The flow of :func:`infer`:
 2. The remaining distinct requests are spread over ``inference.tasks`` partitions and
    called by ``mapInPandas``: per task one client, one thread pool of ``concurrency``
    threads, and the job-wide limiter (see :mod:`fmf_spark.inference.limiter`: one quota
-   broker on the driver schedules every task on every executor).
+   broker on the driver schedules every task on every executor). With the cache on,
+   each task commits its answers while it runs and a retried task gives back what its
+   earlier attempts committed (:mod:`fmf_spark.inference.progress_store`); the
+   progress a killed run left counts as cache in step 1.
 3. The answers are joined back to every input row and the result is materialised once
    (``localCheckpoint``), so later actions on it never call the model again and a
    rewrite of the cache table does not change it.
@@ -58,6 +61,13 @@ from fmf_spark.inference.client import RetryingClient, RetryPolicy
 from fmf_spark.inference.cost import compute_cost
 from fmf_spark.inference.limiter import LimiterSpec, QuotaBroker, make_limiter
 from fmf_spark.inference.metrics import output_metrics
+from fmf_spark.inference.progress_store import (
+    ProgressSpec,
+    TaskProgress,
+    open_task_progress,
+    progress_spec,
+    with_progress,
+)
 from fmf_spark.inference.providers import ProviderRuntime, build_provider
 from fmf_spark.inference.tokens import count_tokens
 from fmf_spark.observability.logging import get_logger
@@ -190,6 +200,8 @@ class _Task:
     concurrency: int
     policy: RetryPolicy
     telemetry: TaskTelemetry = field(default_factory=TaskTelemetry)
+    #: durable progress (see :mod:`fmf_spark.inference.progress_store`); None: off
+    progress: ProgressSpec | None = None
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -265,13 +277,23 @@ class _Task:
             refund_unused_completion=type(self.runtime.config).refunds_unused_completion,
         )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fmf-infer")
+        progress = open_task_progress(self.progress)
         try:
+            # what earlier attempts of this task (a Spark retry, a speculative copy)
+            # already committed is given back as it was, not called again
+            recalled = progress.recall() if progress is not None else {}
             with self.telemetry.task() as observer:
                 for batch in batches:
                     rows = list(zip(batch["request_id"], batch["messages"], strict=True))
                     results = list(
                         pool.map(
-                            lambda r: observer.observe(r[0], lambda: self.call(client, r[0], r[1])),
+                            lambda r: (
+                                recalled.get(r[0])
+                                or _committed(
+                                    progress,
+                                    observer.observe(r[0], lambda: self.call(client, r[0], r[1])),
+                                )
+                            ),
                             rows,
                         )
                     )
@@ -283,10 +305,17 @@ class _Task:
                     yield frame
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if progress is not None:  # also when the task fails: keep what was answered
+                progress.close()
             client.close()
             close = getattr(limiter, "close", None)  # the broker's keeps a connection
             if close is not None:
                 close()
+
+
+def _committed(progress: TaskProgress | None, row: dict[str, Any]) -> dict[str, Any]:
+    """Hand a result row to the task's durable progress (when on); return it."""
+    return row if progress is None else progress.record(row)
 
 
 # --- the driver side ----------------------------------------------------------------------
@@ -493,6 +522,14 @@ def _plan_task(
     return task, tasks
 
 
+def _progress(cache_path: str | None, prefix: str, config: FmfConfig) -> ProgressSpec | None:
+    """Durable progress of a step: with the cache on, its answers are committed beside it."""
+    settings = config.inference
+    if not cache_path or not settings.cache:
+        return None
+    return progress_spec(cache_path, prefix, settings.progress_rows, settings.progress_seconds)
+
+
 def infer(
     df: DataFrame,
     step: InferenceStep,
@@ -511,7 +548,10 @@ def infer(
         step: provider, prompt identity and parameters.
         config: the fmf config (providers, quotas, prices, limiter mode).
         cache_path: a Delta table of earlier outputs: requests that succeeded there are
-            not called again. Read only; the caller persists the new outputs.
+            not called again. The caller persists the new outputs; while the step runs,
+            the tasks commit their answers beside it (``inference.progress_rows``, see
+            :mod:`~fmf_spark.inference.progress_store`), read as part of the cache here
+            and folded into it by :func:`~fmf_spark.inference.progress_store.fold_progress`.
         resolver: resolves the provider's secrets when ``provider`` is not given
             (default: from ``config.secrets``).
         provider: ``step.provider`` already built (and prechecked) by the caller.
@@ -537,7 +577,10 @@ def infer(
     runtime = provider or build_provider(step.provider, config, resolver)
     keyed = _keyed(df, request_prefix(step, runtime.model))
     cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
+    progress = _progress(cache_path, request_prefix(step, runtime.model), config)
+    cached = with_progress(spark, cached, progress)
     task, tasks = _plan_task(spark, step, runtime, config)
+    task.progress = progress
     todo = _todo(keyed, cached)
     _watch_progress(todo, runtime)
     started = time.monotonic()

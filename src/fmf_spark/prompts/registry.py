@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from fmf_spark.errors import PromptError
+from fmf_spark.errors import FmfError, PromptError
 from fmf_spark.observability.logging import get_logger
 from fmf_spark.prompts.model import (
     ID_PATTERN,
@@ -38,8 +38,11 @@ from fmf_spark.prompts.model import (
     PromptVersion,
 )
 from fmf_spark.prompts.template import parse_template
+from fmf_spark.storage import join_uri, local_folder, local_path
 
 LOCK_FILE = "registry.lock"
+#: what a prompt folder holds: one YAML file per prompt, and the lock
+PROMPT_FILES = ("*.yaml", "*.yml", LOCK_FILE)
 LATEST = "latest"
 _REF = re.compile(r"^(?P<id>[^#@\s]+)(?:#(?P<version>[^#@\s]+)|@(?P<alias>[^#@\s]+))$")
 
@@ -166,7 +169,10 @@ class PromptRegistry:
     """The prompts of one folder, loaded and validated eagerly.
 
     Args:
-        root: the folder (``prompts.dir``).
+        root: the folder (``prompts.dir``): a local (or mounted: ``/Volumes``,
+            ``/Workspace``, ``/dbfs``) path, ``dbfs:/``, or a remote folder (``s3://``,
+            ``abfss://``) read through a local copy: read-only here (register versions
+            in a local folder, then upload it with its ``registry.lock``).
 
     Raises:
         PromptError: on load, an unreadable or invalid file, a duplicated id, or a
@@ -174,7 +180,13 @@ class PromptRegistry:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        #: where the prompts come from, as given (the URI of a remote folder)
+        self.location = os.fspath(root)
+        self.read_only = local_path(self.location) is None
+        try:
+            self.root = local_folder(self.location, PROMPT_FILES)
+        except FmfError as exc:
+            raise PromptError(exc.message, hint=exc.hint) from None
         self._files: dict[str, PromptFile] = {}
         self._sources: dict[str, Path] = {}
         self._lock: dict[str, dict[str, LockEntry]] = {}
@@ -191,11 +203,15 @@ class PromptRegistry:
                 if prompt.id in self._files:
                     raise PromptError(
                         f"prompt id '{prompt.id}' is defined in both "
-                        f"{self._sources[prompt.id]} and {path}"
+                        f"{self._shown(self._sources[prompt.id])} and {self._shown(path)}"
                     )
                 self._files[prompt.id] = prompt
                 self._sources[prompt.id] = path
         self._lock = _read_lock(self.root / LOCK_FILE)
+
+    def _shown(self, path: Path) -> str:
+        """A prompt file as the user knows it: in the remote folder, not our local copy."""
+        return join_uri(self.location, path.name) if self.read_only else str(path)
 
     # --- queries -----------------------------------------------------------------------
 
@@ -222,9 +238,9 @@ class PromptRegistry:
             known = ", ".join(self.versions(parsed.id))
             raise PromptError(
                 f"prompt '{parsed.id}' has no version '{label}' (versions: {known})",
-                hint=f"add versions.{label} to {self._sources[parsed.id]}",
+                hint=f"add versions.{label} to {self._shown(self._sources[parsed.id])}",
             )
-        version = PromptVersion(parsed.id, label, spec, str(self._sources[parsed.id]))
+        version = PromptVersion(parsed.id, label, spec, self._shown(self._sources[parsed.id]))
         validate_version(version)
         entry = self._lock.get(parsed.id, {}).get(label)
         if entry is not None and entry.hash != version.content_hash:
@@ -254,8 +270,8 @@ class PromptRegistry:
         if prompt is None:
             known = ", ".join(self.ids()) or "none"
             raise PromptError(
-                f"no prompt '{prompt_id}' in {self.root} (prompts: {known})",
-                hint=f"create {self.root / (prompt_id + '.yaml')}",
+                f"no prompt '{prompt_id}' in {self.location} (prompts: {known})",
+                hint=f"create {join_uri(self.location, prompt_id + '.yaml')}",
             )
         return prompt
 
@@ -271,6 +287,11 @@ class PromptRegistry:
             PromptError: ``prompt.immutable`` when the content of a registered version
                 changed; the hint says which new version label to use.
         """
+        if self.read_only:
+            raise PromptError(
+                f"cannot register in {self.location}: a remote prompt folder is read-only here",
+                hint="register in a local copy of the folder, then upload it with registry.lock",
+            )
         path_text, _, label = target.partition("#")
         prompt_id = self._id_for(path_text)
         labels = [label] if label else self.versions(prompt_id)

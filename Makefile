@@ -1,4 +1,4 @@
-.PHONY: run test check lint lock lock-upgrade bench wheel clean
+.PHONY: run test check lint lock lock-upgrade bench wheel clean emr-package
 
 run:  ## set up .venv from the local lock and run the sample chain (local Spark, the simulator)
 	scripts/run.sh
@@ -28,3 +28,6 @@ wheel:  ## the wheel and sdist in dist/
 
 clean:
 	rm -rf .venv .venv-run dist build artefacts mlruns mlflow.db spark-warehouse coverage.json .coverage
+
+emr-package:  ## dist/emr/: packed virtualenv (venv-pack) + fmf_job.py + step.json for EMR
+	PYTHON=.venv/bin/python scripts/emr_package.sh

@@ -29,12 +29,17 @@ fi
 "$venv/bin/python" -m pip install --quiet --no-deps -e .
 "$venv/bin/python" -m pip check
 
-# System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path.
+# System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path,
+# bubblewrap for the Lambda sandbox.
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr tesseract-ocr-eng)
 if [ "$extra" = "test" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
+fi
+# bubblewrap: the Lambda test runs the handler on a read-only file system (tests/deploy)
+if [ "$extra" = "test" ] && ! command -v bwrap >/dev/null 2>&1; then
+  need+=(bubblewrap)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

@@ -83,7 +83,7 @@ def resolve_location(base: str, location: str) -> str:
     if sep:  # scheme://authority/path
         authority, _, path = rest.partition("/")
         joined = posixpath.normpath(posixpath.join("/" + path, location))
-        return f"{scheme}://{authority}{joined.rstrip('/') if joined != '/' else '/'}"
+        return f"{scheme}://{authority}{joined.rstrip('/')}"
     if base.startswith(("dbfs:", "file:")):
         scheme, _, path = base.partition(":")
         return f"{scheme}:{posixpath.normpath(posixpath.join(path or '/', location))}"

@@ -198,16 +198,6 @@ def test_config_prompts_and_chain_from_s3(bucket: str) -> None:
     assert load_chain(chain).text == (ROOT / "chains" / "sample.yaml").read_text()
 
 
-def test_missing_s3_config_and_empty_prompt_folder_are_one_line_errors(bucket: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_config(f"s3://{bucket}/fmf/conf/nope.yaml", environ={})
-    line = caught.value.one_line()
-    assert line.startswith(f"config.invalid: cannot read s3://{bucket}/fmf/conf/nope.yaml: ")
-    assert "NoSuchKey" in line
-    with pytest.raises(PromptError, match="no file matching"):
-        PromptRegistry(f"s3://{bucket}/fmf/promts")
-
-
 # --- abfss:// (ADLS Gen2, OneLake) ---------------------------------------------------------
 
 

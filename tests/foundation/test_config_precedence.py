@@ -93,7 +93,7 @@ def test_unknown_profile_names_the_allowed_ones(cfg_file: Path) -> None:
     assert "profile: 'prod' is not defined; allowed: databricks, local" in info.value.message
 
 
-def test_shipped_config_has_the_four_profiles() -> None:
+def test_shipped_config_has_the_five_profiles() -> None:
     root = Path(__file__).resolve().parents[2]
-    for name in ("local", "databricks", "emr", "aws_batch"):
+    for name in ("local", "databricks", "emr", "aws_batch", "aws_lambda"):
         assert load_config(root / "conf" / "fmf.yaml", profile=name, environ={}).profile == name

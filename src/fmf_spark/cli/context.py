@@ -55,7 +55,7 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--profile",
         default=default,
-        help="profile: local, databricks, emr, aws_batch (default: $FMF_PROFILE)",
+        help="profile: local, databricks, emr, aws_batch, aws_lambda (default: $FMF_PROFILE)",
     )
     common.add_argument(
         "--set",

@@ -18,7 +18,7 @@ from fmf_spark.config.secrets_models import SecretsConfig
 from fmf_spark.errors import ConfigError
 from fmf_spark.registry import import_plugins
 
-PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch")
+PROFILE_NAMES = ("local", "databricks", "emr", "aws_batch", "aws_lambda")
 
 
 class SparkConfig(StrictModel):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import Field
 
-from fmf_spark.config.base import StrictModel
+from fmf_spark.config.base import SecretRef, StrictModel
 from fmf_spark.config.inference import ProviderConfig
 from fmf_spark.errors import ConfigError
 from fmf_spark.inference.azure_openai import OpenAIChatAdapter, openai_adapter
@@ -59,6 +59,11 @@ class SimulatorProviderConfig(ProviderConfig):
         "started in-process for the run.",
     )
     server: SimulatorServerConfig = Field(default_factory=SimulatorServerConfig)
+    api_key: SecretRef | None = Field(
+        default=None,
+        description="Sent as the bearer token, as to any OpenAI-compatible endpoint (the "
+        "simulator accepts any); resolved like a real provider's key.",
+    )
 
     def model_name(self) -> str:
         return self.model
@@ -74,7 +79,11 @@ def _client(rt: ProviderRuntime, pool: int) -> OpenAIChatAdapter:
         )
     root = cfg.base_url.rstrip("/").removesuffix("/v1")
     return openai_adapter(
-        base_url=f"{root}/v1", api_key=None, model=cfg.model, timeout_s=cfg.timeout_s, pool=pool
+        base_url=f"{root}/v1",
+        api_key=rt.secret("api_key"),
+        model=cfg.model,
+        timeout_s=cfg.timeout_s,
+        pool=pool,
     )
 
 

@@ -1,0 +1,1 @@
+"""Entry points that platforms call inside the wheel (the Lambda handler)."""

@@ -64,12 +64,12 @@ from fmf_spark.config import load_config
 
 root = os.path.abspath(dbutils.widgets.get("bundle_root"))
 overrides = [item.strip() for item in dbutils.widgets.get("overrides").split(";") if item.strip()]
+# relative paths in the config (prompts/, chains/) resolve against the config file, not
+# this notebook's folder
 config = load_config(
     os.path.join(root, dbutils.widgets.get("config")),
     profile=dbutils.widgets.get("profile"),
-    # the bundle's prompts: relative config paths resolve from the working directory
-    # until issue 12 phase B resolves them against the config file
-    overrides=[f"prompts.dir={os.path.join(root, 'prompts')}", *overrides],
+    overrides=overrides,
 )
 chain = load_chain(os.path.join(root, dbutils.widgets.get("chain")))
 

@@ -207,6 +207,7 @@ PROVIDERS: Registry[Plugin[Any]] = Registry(
     builtins=(
         "fmf_spark.inference.azure_openai",
         "fmf_spark.inference.bedrock",
+        "fmf_spark.inference.databricks",
         "fmf_spark.inference.simulator",
     ),
 )

@@ -270,6 +270,9 @@ def test_job_parameters_parse_and_plan_the_chain(target: str) -> None:
     assert Path(args.chain) == ROOT / "chains" / "sample.yaml"
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set, environ={})
+    # the bundle's prompts, found through the config file (no --set for them)
+    assert cfg.prompts.dir == str(ROOT / "prompts")
+    assert not any(item.startswith("prompts.") for item in args.set)
     assert cfg.artefacts.root == f"{volume}/artefacts"
     assert cfg.connectors["samples"].root == f"{volume}/input"  # type: ignore[union-attr]
     sink = cfg.exporters["outputs_delta"]
@@ -306,6 +309,16 @@ def test_bedrock_is_one_variable_away() -> None:
     assert {s.model for s in plan.steps} == {bedrock.model_id}  # type: ignore[union-attr]
     # priced, so the run's cost is not 0
     assert bedrock.model_id in cfg.inference.prices  # type: ignore[union-attr]
+
+
+def test_model_serving_is_one_variable_away() -> None:
+    args = build_parser().parse_args(_job_parameters("azure", provider="serving"))
+    cfg = load_config(args.config, profile=args.profile, overrides=args.set, environ={})
+    plan = plan_chain(load_chain(args.chain), cfg, PromptRegistry(cfg.prompts.dir))
+    serving = cfg.inference.providers["serving"]
+    assert {s.provider for s in plan.steps} == {"serving"}
+    assert (serving.type, serving.host, serving.token) == ("databricks", None, None)  # type: ignore[union-attr]
+    assert {s.model for s in plan.steps} == {serving.endpoint}  # type: ignore[union-attr]
 
 
 # --- the task fails when the run fails ---------------------------------------------------
@@ -354,5 +367,5 @@ def test_a_good_command_passes_the_wheel_task(bundle_wheel: Path) -> None:
     proc = _run_wheel_task(bundle_wheel, [*global_options, "config", "validate"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (
-        "config OK (profile: databricks; 1 connectors, 3 providers, 1 exporters)"
+        "config OK (profile: databricks; 1 connectors, 4 providers, 1 exporters)"
     )

@@ -98,7 +98,7 @@ def runs(spark, bundle_wheel: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     # the job's entry point on the same files, documents and simulator
     args = ["--config", str(files / "conf" / "fmf.yaml"), "--profile", "local"]
-    for item in [f"prompts.dir={files / 'prompts'}", *_overrides(tmp, "job", docs)]:
+    for item in _overrides(tmp, "job", docs):
         args += ["--set", item]
     args += ["run", "--chain", str(files / "chains" / "sample.yaml"), "--quiet"]
     assert job_main(args) is None

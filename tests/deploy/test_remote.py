@@ -1,4 +1,5 @@
-"""``--config s3://...`` and ``prompts.dir: s3://...``: read through a local copy (moto S3)."""
+"""``--config s3://...`` and ``prompts.dir: s3://...`` (moto S3); a remote prompt folder is
+read through a local copy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from fmf_spark.config import load_config
 from fmf_spark.errors import ConfigError, PromptError
@@ -28,15 +30,25 @@ def bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
+def _as_in(bucket: str, cfg: object) -> dict:
+    """The local config's values as they read from the bucket: every path under the
+    repository (its base_dir) is the same path under the bucket."""
+    dumped = yaml.safe_dump(cfg.model_dump(mode="json"))  # type: ignore[attr-defined]
+    return yaml.safe_load(dumped.replace(str(ROOT), f"s3://{bucket}"))
+
+
 def test_config_from_s3_equals_the_local_file(bucket: str) -> None:
     local = load_config(ROOT / "conf" / "fmf.yaml", profile="emr", environ={})
     remote = load_config(f"s3://{bucket}/conf/fmf.yaml", profile="emr", environ={})
-    assert remote == local
+    # relative paths resolve against the config's folder, wherever it is
+    assert remote.base_dir == f"s3://{bucket}"
+    assert remote.model_dump(mode="json") == _as_in(bucket, local)
 
 
 def test_config_from_s3_through_fmf_config(bucket: str) -> None:
     remote = load_config(environ={"FMF_CONFIG": f"s3://{bucket}/conf/fmf.yaml"})
-    assert remote == load_config(ROOT / "conf" / "fmf.yaml", environ={})
+    local = load_config(ROOT / "conf" / "fmf.yaml", environ={})
+    assert remote.model_dump(mode="json") == _as_in(bucket, local)
 
 
 def test_missing_config_object_is_one_clear_error(bucket: str) -> None:
@@ -66,7 +78,7 @@ def test_s3_prompts_are_read_only(bucket: str) -> None:
 
 
 def test_empty_prompt_prefix_is_an_error_not_an_empty_registry(bucket: str) -> None:
-    with pytest.raises(PromptError, match="no object matching"):
+    with pytest.raises(PromptError, match="no file matching"):
         PromptRegistry(f"s3://{bucket}/promts")
 
 

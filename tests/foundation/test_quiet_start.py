@@ -28,14 +28,20 @@ NOISE = re.compile(
 
 
 @pytest.mark.slow
-def test_the_main_command_starts_quietly(tmp_path: Path) -> None:
+def test_the_sample_chain_runs_quietly_from_another_folder(tmp_path: Path) -> None:
+    """The sample chain with an absolute ``--config``, run from a folder that is not the
+    project's (as a job or a notebook does): it finds its prompts, documents and chain
+    through the config file, writes its artefacts beside it, leaves the working
+    directory untouched, and prints no Ivy or Spark log line."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     for folder in ("conf", "chains", "prompts", "samples"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    env = {k: v for k, v in os.environ.items() if k != "FMF_VERBOSE"}
+        shutil.copytree(ROOT / folder, project / folder)
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("FMF_VERBOSE", "FMF_CONFIG")}
     fmf = Path(sys.executable).with_name("fmf")
     done = subprocess.run(
-        [str(fmf), "run", "--chain", "chains/sample.yaml"],
-        cwd=tmp_path,
+        [str(fmf), "--config", str(project / "conf" / "fmf.yaml"), "run", "--chain", "sample.yaml"],
+        cwd=elsewhere,
         env=env,
         capture_output=True,
         text=True,
@@ -47,6 +53,10 @@ def test_the_main_command_starts_quietly(tmp_path: Path) -> None:
     assert done.stdout.rstrip().splitlines()[-1].startswith(("mlflow run: ", "run record: "))
     noise = [m.group(0) for m in NOISE.finditer(output)]
     assert noise == [], output
+    (run_dir,) = [p for p in (project / "artefacts").iterdir() if p.name[0].isdigit()]
+    assert f"run record: {run_dir / 'run.yaml'}" in done.stdout
+    assert (project / "mlflow.db").is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
 
 
 def test_a_quiet_session_logs_to_a_file_and_a_verbose_one_to_the_console() -> None:

@@ -17,7 +17,8 @@ from fmf_spark.config.secrets import SecretResolver
 from fmf_spark.simulator import SimulatorServer, SimulatorSettings
 
 AZURE_KEY = "sim-azure-key-0123456789"
-PROVIDERS = ("openai", "azure", "bedrock")
+DATABRICKS_TOKEN = "dapi-sim-token-0123456789"
+PROVIDERS = ("openai", "azure", "bedrock", "databricks")
 PRICES = {
     "gpt-4o-mini": {"input_per_1k": 0.15, "output_per_1k": 0.6},
     "anthropic.claude-3-haiku": {"input_per_1k": 0.25, "output_per_1k": 1.25},
@@ -27,13 +28,17 @@ PRICES = {
 def make_config(
     url: str, *, provider_overrides: dict[str, Any] | None = None, **inference: Any
 ) -> FmfConfig:
-    """A config with three providers on the simulator at ``url``: openai, azure, bedrock."""
+    """A config with four providers on the simulator at ``url``: openai, azure, bedrock,
+    databricks (Model Serving's OpenAI-compatible route, with a token of its own)."""
     common = {"retry": {"base_delay_s": 0.01, "max_delay_s": 0.05}, "timeout_s": 5}
     common.update(provider_overrides or {})
     data = {
         "secrets": {
             "providers": {"env": {"type": "env", "dotenv": None}},
-            "names": {"azure_key": {"provider": "env", "key": "AZURE_KEY"}},
+            "names": {
+                "azure_key": {"provider": "env", "key": "AZURE_KEY"},
+                "databricks_token": {"provider": "env", "key": "DATABRICKS_SP_TOKEN"},
+            },
         },
         "inference": {
             "providers": {
@@ -56,6 +61,14 @@ def make_config(
                     "model_id": "anthropic.claude-3-haiku",
                     "endpoint_url": url,
                     "region": "us-east-1",
+                    **common,
+                },
+                "databricks": {
+                    "type": "databricks",
+                    "endpoint": "dbx-mini",
+                    "host": url,
+                    "token": {"secret": "databricks_token"},  # pragma: allowlist secret
+                    "model": "gpt-4o-mini",
                     **common,
                 },
             },
@@ -87,7 +100,9 @@ def run_job(module: str, *args: str) -> dict[str, Any]:
 
 
 def make_resolver(cfg: FmfConfig) -> SecretResolver:
-    return SecretResolver(cfg.secrets, environ={"AZURE_KEY": AZURE_KEY})
+    return SecretResolver(
+        cfg.secrets, environ={"AZURE_KEY": AZURE_KEY, "DATABRICKS_SP_TOKEN": DATABRICKS_TOKEN}
+    )
 
 
 @pytest.fixture(scope="session")

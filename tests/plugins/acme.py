@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from fmf_spark.config.base import Location
 from fmf_spark.config.exporters import ExporterConfig
 from fmf_spark.errors import ExportError, ParseFailure
 from fmf_spark.exporters import BatchContext, BatchResult, register_exporter
@@ -47,7 +48,7 @@ def load_ini(data: bytes, cfg: ProcessingConfig) -> Loaded:
 
 class AcmeJsonlConfig(ExporterConfig):
     type: Literal["acme_jsonl"] = "acme_jsonl"
-    path: str = Field(description="The JSON-lines file the rows go to.")
+    path: Location = Field(description="The JSON-lines file the rows go to.")
 
 
 class AcmeJsonlExporter:

@@ -27,15 +27,19 @@ same model, so a chain can change the chunking without a new config file.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from fmf_spark.config.base import StrictModel
-from fmf_spark.errors import ChainError
+from fmf_spark.errors import ChainError, FmfError
+
+if TYPE_CHECKING:
+    from fmf_spark.config.models import FmfConfig
 
 STEP_ID = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 Scope = Literal["chunk", "document", "all"]
@@ -128,6 +132,34 @@ class Chain(StrictModel):
         raise KeyError(step_id)
 
 
+def find_chain(name: str, config: FmfConfig) -> str:
+    """Where the chain file ``name`` (as typed: ``--chain``) is.
+
+    An absolute path or URI is taken as it is, and so is a relative path that exists in
+    the working directory; otherwise ``name`` is looked up in ``chains.dir``, then
+    relative to the config's ``base_dir``, so ``--chain sample.yaml`` and
+    ``--chain chains/sample.yaml`` work from any folder. When none exists, ``name`` is
+    returned and :func:`load_chain` says it cannot be read.
+
+    Example:
+        >>> find_chain("sample.yaml", config)  # doctest: +SKIP
+        '/repo/chains/sample.yaml'
+    """
+    from fmf_spark.storage import exists, is_relative, resolve_location
+
+    if not is_relative(name) or os.path.exists(name):
+        return name
+    for base in (config.chains.dir, config.base_dir):
+        if base:
+            candidate = resolve_location(base, name)
+            try:
+                if exists(candidate):
+                    return candidate
+            except FmfError:  # not allowed to look there: the name as given fails clearly
+                continue
+    return name
+
+
 def load_chain(path: str | Path) -> Chain:
     """Read and validate the structure of a chain file (local, ``/dbfs``, ``/Volumes``,
     ``dbfs:/`` or ``s3://``).
@@ -138,7 +170,6 @@ def load_chain(path: str | Path) -> Chain:
     Raises:
         ChainError: unreadable file or a field that does not match the format.
     """
-    from fmf_spark.errors import FmfError
     from fmf_spark.storage import read_text
 
     try:

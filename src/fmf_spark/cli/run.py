@@ -18,7 +18,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="run a chain end to end: process, inference steps, exports, run.yaml, MLflow",
     )
     run.add_argument(
-        "--chain", required=True, metavar="FILE", help="chain YAML, e.g. chains/sample.yaml"
+        "--chain",
+        required=True,
+        metavar="FILE",
+        help="chain YAML, e.g. chains/sample.yaml (also looked up in chains.dir and base_dir)",
     )
     run.add_argument(
         "--dry-run",
@@ -36,12 +39,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, ctx: CliContext) -> int:
-    from fmf_spark.chains.model import load_chain
+    from fmf_spark.chains.model import find_chain, load_chain
     from fmf_spark.chains.plan import plan_chain
     from fmf_spark.prompts.registry import PromptRegistry
 
     cfg = ctx.config()
-    chain = load_chain(args.chain)
+    chain = load_chain(find_chain(args.chain, cfg))
     registry = PromptRegistry(cfg.prompts.dir)
     # validated before Spark starts: a bad chain fails in a second, not after the session
     plan = plan_chain(chain, cfg, registry)

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
 
 from fmf_spark.observability.redaction import redact
+
+
+@dataclass(frozen=True)
+class _LocationMarker:
+    """Marks a config field as a file or folder location (see :data:`Location`)."""
+
+
+LOCATION_MARKER = _LocationMarker()
+
+#: A file or folder: a local path or a URI (``s3://``, ``abfss://``, ``dbfs:/``,
+#: ``/Volumes/...``). A relative path resolves against the config's ``base_dir`` (the
+#: config file's folder by default) when the config is loaded; a plug-in's config model
+#: marks its own path fields with this type too.
+Location = Annotated[str, LOCATION_MARKER]
+
+
+def is_location_field(field: FieldInfo) -> bool:
+    """Whether a model field is a :data:`Location` (also ``Location | None``)."""
+    if LOCATION_MARKER in field.metadata:
+        return True
+    annotation = field.annotation
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        return any(
+            get_origin(member) is Annotated and LOCATION_MARKER in member.__metadata__
+            for member in get_args(annotation)
+        )
+    return False
 
 
 class StrictModel(BaseModel):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from fmf_spark.config.base import StrictModel
+from fmf_spark.config.base import Location, StrictModel
 from fmf_spark.config.plugins import plugin_entry
 from fmf_spark.registry import EXPORTERS
 
@@ -26,7 +26,9 @@ class ExporterConfig(StrictModel):
     order_column: str | None = Field(
         default=None, description="Latest by this column wins among duplicate keys in a batch."
     )
-    checkpoint: str | None = Field(default=None, description="Default: under the run's artefacts.")
+    checkpoint: Location | None = Field(
+        default=None, description="Default: under the run's artefacts."
+    )
     max_files_per_trigger: int | None = Field(
         default=None, gt=0, description="Outputs files per micro-batch (bounds batch size)."
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, model_validator
 
-from fmf_spark.config.base import SecretRef, StrictModel
+from fmf_spark.config.base import Location, SecretRef, StrictModel
 from fmf_spark.errors import ConfigError
 from fmf_spark.observability.redaction import register_secret
 
@@ -23,7 +23,7 @@ class GraphAccessConfig(StrictModel):
     tenant_id: str
     client_id: str
     client_secret: SecretRef | None = Field(default=None, description="Client-credential auth.")
-    certificate_path: str | None = Field(default=None, description="Certificate auth (PEM).")
+    certificate_path: Location | None = Field(default=None, description="Certificate auth (PEM).")
     certificate_thumbprint: str | None = Field(
         default=None, description="SHA-1 thumbprint; computed from the certificate if omitted."
     )

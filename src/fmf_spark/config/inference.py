@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from fmf_spark.config.base import StrictModel
 from fmf_spark.config.plugins import plugin_entry
@@ -63,6 +64,20 @@ class ProviderConfig(StrictModel):
     def model_name(self) -> str:
         """The model this provider calls: the name in the outputs and the price table."""
         raise NotImplementedError(f"{type(self).__name__} must define model_name()")
+
+    def bind(self, secrets: Mapping[str, SecretStr]) -> tuple[ProviderConfig, dict[str, SecretStr]]:
+        """What the provider learns on the driver by itself, beyond its secret references.
+
+        Called once on the driver when the provider is built, with the values of its
+        ``SecretRef`` fields; returns the config and secrets that travel to the
+        executors. A provider whose credentials come from where the driver runs (a
+        Databricks workspace's own token and host) resolves them here, because the
+        executors cannot: they have no notebook context and no sign-in.
+
+        Raises:
+            SecretError: the credentials cannot be obtained.
+        """
+        return self, dict(secrets)
 
 
 #: one entry of ``inference.providers``: validated against its type's registered model

@@ -2,12 +2,15 @@
 
 Precedence, lowest first (each pair has its own test):
 
-1. the file (``conf/fmf.yaml``, or ``FMF_CONFIG``, or ``--config``);
+1. the file (``conf/fmf.yaml``, or ``FMF_CONFIG``, or ``--config``; local or a URI);
 2. the profile (``profiles.<name>`` merged over the file; chosen by ``--profile``,
    else ``FMF_PROFILE``, else the file's ``profile:`` key);
 3. the environment: ``FMF__A__B__C=value`` sets ``a.b.c`` (double underscores separate
    the path, keys are lower-cased, the value is read as a YAML scalar);
 4. ``--set a.b.c=value`` on the command line.
+
+Relative paths resolve against the config file's folder (``base_dir``), not the working
+directory: :mod:`fmf_spark.config.locations`.
 
 Every failure is a :class:`~fmf_spark.errors.ConfigError` whose message names the key
 path, the bad value and what is allowed, one problem per line.
@@ -26,10 +29,11 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from fmf_spark.config.locations import given_keys, resolve_locations
 from fmf_spark.config.models import FmfConfig
 from fmf_spark.config.plugins import PluginSection
 from fmf_spark.errors import ConfigError, FmfError
-from fmf_spark.remote import is_remote, local_copy
+from fmf_spark.storage import is_relative, parent_uri, read_text, resolve_location
 
 ENV_PREFIX = "FMF__"
 DEFAULT_CONFIG_PATH = "conf/fmf.yaml"
@@ -44,71 +48,95 @@ def load_config(
 ) -> FmfConfig:
     """Read, merge and validate the configuration.
 
+    Relative paths in it resolve against the config file's folder (or its ``base_dir``),
+    those given by ``overrides`` or the environment against the working directory
+    (:mod:`fmf_spark.config.locations`); the config returned holds absolute ones.
+
     Args:
-        path: the YAML file (a path or ``s3://bucket/key``); default ``$FMF_CONFIG`` or
+        path: the YAML file: a local path, ``/Volumes/...``, ``/Workspace/...``,
+            ``dbfs:/...``, ``s3://...`` or ``abfss://...``; default ``$FMF_CONFIG`` or
             ``conf/fmf.yaml`` when it exists, else the built-in defaults.
         profile: profile name; default ``$FMF_PROFILE``, then the file's ``profile`` key.
         overrides: ``a.b.c=value`` strings, applied last (the CLI's ``--set``).
         environ: the environment to read ``FMF__*`` from; default ``os.environ``.
 
     Returns:
-        The validated :class:`FmfConfig`, with ``profile`` set to the profile applied.
+        The validated :class:`FmfConfig`, with ``profile`` set to the profile applied and
+        ``base_dir`` to the folder its relative paths resolved against.
 
     Raises:
         ConfigError: unreadable file, unknown profile, or invalid values.
 
     Example:
         >>> cfg = load_config(profile="local", overrides=["spark.shuffle_partitions=4"])  # doctest: +SKIP
+        >>> cfg.prompts.dir  # doctest: +SKIP
+        '/home/me/fmf_spark/prompts'
     """
     env = os.environ if environ is None else environ
-    data = read_yaml(_config_path(path, env))
+    overrides = list(overrides)
+    location = config_location(path, env)
+    data = read_yaml(location)
     name = profile or env.get("FMF_PROFILE") or data.get("profile")
     merged = apply_profile(data, name)
     merged = apply_env(merged, env)
     merged = apply_overrides(merged, overrides)
-    return validate_config(merged)
+    config = validate_config(merged)
+    return _resolve(config, location, given_keys(env, overrides, ENV_PREFIX))
 
 
-def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+def config_location(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> str | None:
+    """The config file to read: ``path``, else ``$FMF_CONFIG``, else ``conf/fmf.yaml``
+    when it exists; a local path made absolute, a URI as it is; ``None``: no file."""
     if path is None and env.get("FMF_CONFIG"):
         path = env["FMF_CONFIG"]
-    if path is not None:
-        return _local(path)
-    default = Path(DEFAULT_CONFIG_PATH)
-    return default if default.exists() else None
-
-
-def _local(path: str | os.PathLike[str]) -> Path:
-    """The config file as a local path; an ``s3://`` one is downloaded first."""
-    if not is_remote(path):
-        return Path(path)
-    try:
-        return local_copy(str(path))
-    except FmfError as exc:
-        raise ConfigError(
-            exc.message, hint="pass --config <file or s3://bucket/key> or set FMF_CONFIG"
-        ) from None
-
-
-def read_yaml(path: Path | None) -> dict[str, Any]:
-    """Read a YAML mapping; ``None`` gives an empty one."""
     if path is None:
+        default = Path(DEFAULT_CONFIG_PATH)
+        if not default.exists():
+            return None
+        path = default
+    text = os.fspath(path)
+    return text if not is_relative(text) else os.path.abspath(text)
+
+
+def _resolve(config: FmfConfig, location: str | None, given: set[tuple[str, ...]]) -> FmfConfig:
+    """Make the config's relative paths absolute (see :mod:`fmf_spark.config.locations`)."""
+    cwd = os.getcwd()
+    folder = parent_uri(location) if location is not None else cwd
+    if config.base_dir is None:
+        base = folder
+    else:
+        base = resolve_location(cwd if ("base_dir",) in given else folder, config.base_dir)
+    resolved: FmfConfig = resolve_locations(config, base, given=given, cwd=cwd)
+    return resolved.model_copy(update={"base_dir": base})
+
+
+def read_yaml(location: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Read a YAML mapping from a local path or a URI; ``None`` gives an empty one."""
+    if location is None:
         return {}
+    where = os.fspath(location)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_text(where)
+    except FileNotFoundError:
         raise ConfigError(
-            f"cannot read config file {path}: {exc.strerror or exc}",
+            f"cannot read config file {where}: no such file",
             hint="pass --config <file> or set FMF_CONFIG",
         ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {where}: {exc.strerror or exc}",
+            hint="pass --config <file> or set FMF_CONFIG",
+        ) from None
+    except FmfError as exc:
+        raise ConfigError(exc.message, hint="pass --config <file> or set FMF_CONFIG") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top, got {type(data).__name__}")
+        raise ConfigError(f"{where} must hold a mapping at the top, got {type(data).__name__}")
     return data
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from fmf_spark.config.base import SecretRef, StrictModel
+from fmf_spark.config.base import Location, SecretRef, StrictModel
 from fmf_spark.config.connectors import ConnectorEntry
 from fmf_spark.config.exporters import ExporterEntry
 from fmf_spark.config.inference import InferenceConfig
@@ -53,9 +53,9 @@ class RetentionConfig(StrictModel):
 
 
 class ArtefactsConfig(StrictModel):
-    root: str = Field(
+    root: Location = Field(
         default="artefacts",
-        description="Local path, dbfs:/, /Volumes/... or s3://; one folder per run.",
+        description="Local path, dbfs:/, /Volumes/..., s3:// or abfss://; one folder per run.",
     )
     heartbeat_s: float = Field(
         default=60.0, gt=0, description="How often a running run refreshes its heartbeat file."
@@ -81,6 +81,12 @@ class FmfConfig(StrictModel):
         "loaders, providers or sinks (the `fmf_spark.plugins` entry points are imported too).",
     )
     project: str = "fmf"
+    base_dir: Location | None = Field(
+        default=None,
+        description="The folder relative paths in this config resolve against, itself "
+        "relative to the config file's folder (default: that folder). After loading: the "
+        "absolute folder used.",
+    )
     profile: str | None = Field(
         default=None, description="The profile applied (set by the loader)."
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fmf_spark.config.base import StrictModel
+from fmf_spark.config.base import Location, StrictModel
 
 
 class PromptsConfig(StrictModel):
-    dir: str = Field(default="prompts", description="Folder of the YAML prompt registry.")
+    dir: Location = Field(default="prompts", description="Folder of the YAML prompt registry.")
     mlflow_sync: bool = Field(default=True, description="Mirror versions into MLflow's registry.")
     mlflow_prefix: str | None = Field(
         default=None,
@@ -18,4 +18,7 @@ class PromptsConfig(StrictModel):
 
 
 class ChainsConfig(StrictModel):
-    dir: str = Field(default="chains", description="Folder of chain YAML files.")
+    dir: Location = Field(
+        default="chains",
+        description="Folder of chain YAML files; `fmf run --chain <name>` looks here too.",
+    )

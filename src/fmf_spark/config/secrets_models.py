@@ -6,14 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from fmf_spark.config.base import StrictModel
+from fmf_spark.config.base import Location, StrictModel
 
 
 class EnvProviderConfig(StrictModel):
     """Environment variables, optionally loaded from a ``.env`` file (never overriding)."""
 
     type: Literal["env"] = "env"
-    dotenv: str | None = Field(default=".env", description="Path of a .env file; missing is fine.")
+    dotenv: Location | None = Field(
+        default=".env", description="Path of a .env file; missing is fine."
+    )
 
 
 class AwsSecretsManagerProviderConfig(StrictModel):
@@ -41,7 +43,7 @@ class AzureKeyVaultProviderConfig(StrictModel):
 
     type: Literal["azure_key_vault"] = "azure_key_vault"
     vault_url: str = Field(description="https://<vault>.vault.azure.net")
-    ca_bundle: str | None = Field(
+    ca_bundle: Location | None = Field(
         default=None, description="PEM file of CAs to trust (private endpoints, local tests)."
     )
     verify_challenge_resource: bool = Field(

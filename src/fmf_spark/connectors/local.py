@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from fmf_spark.config.base import Location
 from fmf_spark.config.connectors import ConnectorConfig
 from fmf_spark.connectors.base import (
     PathFilter,
@@ -32,7 +33,7 @@ class LocalConnectorConfig(ConnectorConfig):
     """Files under a local (or mounted: DBFS, Volumes) folder."""
 
     type: Literal["local"] = "local"
-    root: str = Field(description="Folder to read from.")
+    root: Location = Field(description="Folder to read from.")
 
 
 class LocalConnector:

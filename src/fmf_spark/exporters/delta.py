@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from fmf_spark.config.base import Location
 from fmf_spark.config.exporters import ExporterConfig
 from fmf_spark.errors import ExportConflict, ExportError, ExportSchemaMismatch
 from fmf_spark.exporters.base import BatchContext, BatchResult, register_exporter
@@ -37,7 +38,7 @@ _MAX_CONFLICT_RETRIES = 3
 class DeltaTargetConfig(ExporterConfig):
     """A Delta table by path or by catalog name (the Delta and Fabric sinks)."""
 
-    path: str | None = None
+    path: Location | None = None
     table: str | None = Field(default=None, description="Catalog table name instead of a path.")
     mode: Literal["append", "merge"] = "merge"
     schema_evolution: bool = False

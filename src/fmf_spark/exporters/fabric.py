@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from fmf_spark.config.base import Location
 from fmf_spark.errors import ExportError
 from fmf_spark.exporters.base import register_exporter
 from fmf_spark.exporters.delta import DeltaExporter, DeltaTargetConfig
@@ -42,7 +43,7 @@ ONELAKE_HOST = "onelake.dfs.fabric.microsoft.com"
 
 class FabricExporterConfig(DeltaTargetConfig):
     type: Literal["fabric"] = "fabric"
-    path: str | None = Field(
+    path: Location | None = Field(
         default=None, description=f"abfss://<ws>@{ONELAKE_HOST}/<lakehouse>.Lakehouse/Tables/..."
     )
     table: str | None = Field(default=None, description="Lakehouse table name.")

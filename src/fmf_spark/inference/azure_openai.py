@@ -298,12 +298,19 @@ class OpenAIChatAdapter:
 
 
 def openai_adapter(
-    *, base_url: str | None, api_key: str | None, model: str, timeout_s: float, pool: int
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    model: str,
+    timeout_s: float,
+    pool: int,
+    request_model: str | None = None,
 ) -> OpenAIChatAdapter:
-    """An adapter for the OpenAI API or a compatible endpoint (the simulator).
+    """An adapter for the OpenAI API or a compatible endpoint (the simulator, Databricks).
 
     ``pool`` (the task's concurrency) is accepted for the same signature as the other
-    providers; the SDK's default pool is larger than it.
+    providers; the SDK's default pool is larger than it. ``request_model`` is what the
+    requests name (a serving endpoint), when it differs from ``model`` (the price table's).
     """
     openai = require("openai")
     client = openai.OpenAI(
@@ -312,7 +319,7 @@ def openai_adapter(
         max_retries=0,
         timeout=timeout_s,
     )
-    return OpenAIChatAdapter(client, model)
+    return OpenAIChatAdapter(client, model, request_model=request_model)
 
 
 def azure_openai_adapter(

@@ -101,6 +101,7 @@ class ProviderRuntime:
                     f"provider '{name}' needs secret '{ref.secret}' but no resolver was given"
                 )
             resolved[field_name] = resolver.resolve(ref)
+        config, resolved = config.bind(resolved)
         return cls(name, config, resolved)
 
     @property

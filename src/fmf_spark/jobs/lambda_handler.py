@@ -134,7 +134,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     from fmf_spark.cli import main
     from fmf_spark.config.loader import load_config
     from fmf_spark.errors import ChainError
-    from fmf_spark.remote import is_remote, local_copy
 
     prepare_environment()
     configure_logging()  # the CLI does it too; the handler's own lines come first
@@ -143,8 +142,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise ConfigError("FMF_CHAIN is not set", hint="set it to the chain file (s3:// or a path)")
     config = os.environ.get("FMF_CONFIG") or DEFAULT_CONFIG
     profile = os.environ.get("FMF_PROFILE") or DEFAULT_PROFILE
-    # one download of a remote config for both this check and the run
-    config_path = str(local_copy(config)) if is_remote(config) else config
+    # read where it is (an s3:// config too): its relative paths resolve against its folder
+    config_path = config
     cfg = load_config(config_path, profile=profile)
     chain = load_chain(chain_uri)
     name = chain.inputs.connector

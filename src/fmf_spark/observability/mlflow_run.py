@@ -1,8 +1,10 @@
 """The MLflow side of a run: params, metrics, ``run.yaml``, the chain, linked prompts.
 
 Tracking URI: ``observability.mlflow.tracking_uri`` when set (``databricks`` on
-Databricks), else ``MLFLOW_TRACKING_URI``, else a SQLite store in the working folder,
-``sqlite:///<cwd>/mlflow.db`` with artefacts in ``<cwd>/mlruns/<experiment>``: no server, and
+Databricks), else ``MLFLOW_TRACKING_URI``, else a SQLite store in the config's
+``base_dir`` (the repository root for ``conf/fmf.yaml``; the working folder without a
+config file or when ``base_dir`` is remote), ``sqlite:///<base>/mlflow.db`` with
+artefacts in ``<base>/mlruns/<experiment>``: no server, and
 ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs. (MLflow 3 keeps its
 ``./mlruns`` file store in maintenance mode and refuses it by default, hence SQLite.)
 
@@ -35,7 +37,11 @@ def tracking_uri(config: FmfConfig) -> str:
     configured = config.observability.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if configured:
         return configured
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    base = config.base_dir
+    folder = (
+        Path(base) if base and "://" not in base and not base.startswith("dbfs:") else Path.cwd()
+    )
+    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:

@@ -163,9 +163,12 @@ class RunContext:
         path = local_path(run_dir)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
+        # a plain path is made absolute; a URI (dbfs:/, s3://, abfss://) is kept, since
+        # Spark must get the URI (on Databricks, a Spark path /dbfs/x is dbfs:/dbfs/x)
+        plain = path is not None and str(path) == run_dir
         ctx = cls(
             run_id=rid,
-            run_dir=str(path.resolve()) if path is not None else run_dir,
+            run_dir=str(path.resolve()) if plain and path is not None else run_dir,
             config=config,
             chain_path=str(chain_path) if chain_path is not None else None,
             chain_name=chain_name,

@@ -38,9 +38,11 @@ from fmf_spark.prompts.model import (
     PromptVersion,
 )
 from fmf_spark.prompts.template import parse_template
-from fmf_spark.remote import is_remote, local_folder
+from fmf_spark.storage import join_uri, local_folder, local_path
 
 LOCK_FILE = "registry.lock"
+#: what a prompt folder holds: one YAML file per prompt, and the lock
+PROMPT_FILES = ("*.yaml", "*.yml", LOCK_FILE)
 LATEST = "latest"
 _REF = re.compile(r"^(?P<id>[^#@\s]+)(?:#(?P<version>[^#@\s]+)|@(?P<alias>[^#@\s]+))$")
 
@@ -167,9 +169,10 @@ class PromptRegistry:
     """The prompts of one folder, loaded and validated eagerly.
 
     Args:
-        root: the folder (``prompts.dir``): a local path, or ``s3://bucket/prefix``,
-            read through a local copy (read-only: register versions in a local folder,
-            then upload it with its ``registry.lock``).
+        root: the folder (``prompts.dir``): a local (or mounted: ``/Volumes``,
+            ``/Workspace``, ``/dbfs``) path, ``dbfs:/``, or a remote folder (``s3://``,
+            ``abfss://``) read through a local copy: read-only here (register versions
+            in a local folder, then upload it with its ``registry.lock``).
 
     Raises:
         PromptError: on load, an unreadable or invalid file, a duplicated id, or a
@@ -177,15 +180,13 @@ class PromptRegistry:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        #: where the prompts come from (the S3 URI for a remote folder)
-        self.location = str(root)
-        self.read_only = is_remote(root)
-        if self.read_only:
-            try:
-                root = local_folder(str(root))
-            except FmfError as exc:
-                raise PromptError(exc.message, hint=exc.hint) from None
-        self.root = Path(root)
+        #: where the prompts come from, as given (the URI of a remote folder)
+        self.location = os.fspath(root)
+        self.read_only = local_path(self.location) is None
+        try:
+            self.root = local_folder(self.location, PROMPT_FILES)
+        except FmfError as exc:
+            raise PromptError(exc.message, hint=exc.hint) from None
         self._files: dict[str, PromptFile] = {}
         self._sources: dict[str, Path] = {}
         self._lock: dict[str, dict[str, LockEntry]] = {}
@@ -202,11 +203,15 @@ class PromptRegistry:
                 if prompt.id in self._files:
                     raise PromptError(
                         f"prompt id '{prompt.id}' is defined in both "
-                        f"{self._sources[prompt.id]} and {path}"
+                        f"{self._shown(self._sources[prompt.id])} and {self._shown(path)}"
                     )
                 self._files[prompt.id] = prompt
                 self._sources[prompt.id] = path
         self._lock = _read_lock(self.root / LOCK_FILE)
+
+    def _shown(self, path: Path) -> str:
+        """A prompt file as the user knows it: in the remote folder, not our local copy."""
+        return join_uri(self.location, path.name) if self.read_only else str(path)
 
     # --- queries -----------------------------------------------------------------------
 
@@ -233,9 +238,9 @@ class PromptRegistry:
             known = ", ".join(self.versions(parsed.id))
             raise PromptError(
                 f"prompt '{parsed.id}' has no version '{label}' (versions: {known})",
-                hint=f"add versions.{label} to {self._sources[parsed.id]}",
+                hint=f"add versions.{label} to {self._shown(self._sources[parsed.id])}",
             )
-        version = PromptVersion(parsed.id, label, spec, str(self._sources[parsed.id]))
+        version = PromptVersion(parsed.id, label, spec, self._shown(self._sources[parsed.id]))
         validate_version(version)
         entry = self._lock.get(parsed.id, {}).get(label)
         if entry is not None and entry.hash != version.content_hash:
@@ -265,8 +270,8 @@ class PromptRegistry:
         if prompt is None:
             known = ", ".join(self.ids()) or "none"
             raise PromptError(
-                f"no prompt '{prompt_id}' in {self.root} (prompts: {known})",
-                hint=f"create {self.root / (prompt_id + '.yaml')}",
+                f"no prompt '{prompt_id}' in {self.location} (prompts: {known})",
+                hint=f"create {join_uri(self.location, prompt_id + '.yaml')}",
             )
         return prompt
 
@@ -284,7 +289,7 @@ class PromptRegistry:
         """
         if self.read_only:
             raise PromptError(
-                f"cannot register in {self.location}: a prompt folder on S3 is read-only here",
+                f"cannot register in {self.location}: a remote prompt folder is read-only here",
                 hint="register in a local copy of the folder, then upload it with registry.lock",
             )
         path_text, _, label = target.partition("#")

@@ -2,7 +2,9 @@
 
 Routes:
 
-- ``POST /v1/chat/completions`` (OpenAI; ``stream: true`` answers with server-sent events);
+- ``POST /v1/chat/completions`` (OpenAI; ``stream: true`` answers with server-sent events),
+  also at ``/serving-endpoints/chat/completions`` (Databricks Model Serving's
+  OpenAI-compatible route, the endpoint's name as ``model``);
 - ``POST /openai/deployments/{name}/chat/completions?api-version=...`` (Azure OpenAI);
 - ``POST /model/{id}/converse`` (Bedrock Converse, reached by boto3 through ``endpoint_url``);
 - ``GET /stats`` (counters), ``POST /admin/reset``, ``POST /admin/storm``,
@@ -696,7 +698,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"{}")
             key = hashlib.sha256(raw).hexdigest()
-            if path == "/v1/chat/completions":
+            if path in ("/v1/chat/completions", "/serving-endpoints/chat/completions"):
                 req = _parse_openai("openai", "", body, key)
             elif m := _AZURE.match(path):
                 req = _parse_openai("azure", unquote(m.group(1)), body, key)

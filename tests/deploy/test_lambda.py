@@ -88,10 +88,12 @@ def _sandbox(scratch: Path, task: Path, jars: Path, python: Path) -> list[str]:
         "--remount-ro", "/var",
         "--tmpfs", "/opt",
         "--ro-bind", str(jars), "/opt/fmf/jars",
+        # the invoker, mounted apart: the checkout itself may sit under /tmp, which the
+        # sandbox replaces with the scratch folder
+        "--ro-bind", str(ROOT / "tests" / "deploy" / "lambda_invoke.py"), "/opt/fmf/invoke.py",
         "--remount-ro", "/opt",
         "--chdir", "/var/task",
-        "/var/lang/bin/python", "-B",
-        str(ROOT / "tests" / "deploy" / "lambda_invoke.py"),
+        "/var/lang/bin/python", "-B", "/opt/fmf/invoke.py",
     ]  # fmt: skip
 
 

@@ -37,7 +37,13 @@ def test_the_sample_chain_runs_quietly_from_another_folder(tmp_path: Path) -> No
     for folder in ("conf", "chains", "prompts", "samples"):
         shutil.copytree(ROOT / folder, project / folder)
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("FMF_VERBOSE", "FMF_CONFIG")}
+    # a user's shell: no FMF_* of the suite, and no MLFLOW_TRACKING_URI that an earlier
+    # test's mlflow.set_tracking_uri() left in this process's environment
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FMF_VERBOSE", "FMF_CONFIG") and not k.startswith("MLFLOW_")
+    }
     fmf = Path(sys.executable).with_name("fmf")
     done = subprocess.run(
         [str(fmf), "--config", str(project / "conf" / "fmf.yaml"), "run", "--chain", "sample.yaml"],

@@ -51,9 +51,19 @@ def run(
     return infer(df, step, cfg, resolver=make_resolver(cfg), **kw)
 
 
-MODEL = {"openai": "gpt-4o-mini", "azure": "gpt-4o-mini", "bedrock": "anthropic.claude-3-haiku"}
-#: the name the simulator sees (Azure: the deployment)
-WIRE_MODEL = {"openai": "gpt-4o-mini", "azure": "dep-mini", "bedrock": "anthropic.claude-3-haiku"}
+MODEL = {
+    "openai": "gpt-4o-mini",
+    "azure": "gpt-4o-mini",
+    "bedrock": "anthropic.claude-3-haiku",
+    "databricks": "gpt-4o-mini",
+}
+#: the name the simulator sees (Azure: the deployment; Model Serving: the endpoint)
+WIRE_MODEL = {
+    "openai": "gpt-4o-mini",
+    "azure": "dep-mini",
+    "bedrock": "anthropic.claude-3-haiku",
+    "databricks": "dbx-mini",
+}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

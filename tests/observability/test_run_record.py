@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,8 @@ def test_failed_run_is_recorded_and_secrets_masked(tmp_path: Path, secret: str) 
 
 
 @pytest.mark.slow  # an MLflow sqlite store: its schema migrations take seconds
-def test_mlflow_run_mirrors_the_record(tmp_path: Path) -> None:
+def test_mlflow_run_mirrors_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = _config(tmp_path)
     ctx = _start(tmp_path, cfg)
     ctx.add_metrics({"documents": 2, "chunks": 5, "steps": {"summarize": {"calls": 5}}})
@@ -161,6 +163,10 @@ def test_mlflow_run_mirrors_the_record(tmp_path: Path) -> None:
     [mirrored] = client.search_prompt_versions("summarize_chunk")
     assert mirrored.tags["fmf.content_hash"] == record["prompts"][0]["hash"]
     assert mirrored.tags["fmf.version"] == "1"
+
+    # linking the prompts pointed MLflow's global URI at our store and back, and left no
+    # MLFLOW_TRACKING_URI behind to steer the next run in this process or a subprocess
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
     # a second run reuses the mirrored version instead of registering a copy
     ctx2 = _start(tmp_path, cfg)

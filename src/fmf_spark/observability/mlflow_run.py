@@ -174,6 +174,9 @@ class MlflowRunSession:
         # MLflow's registry store looks the run up through the *global* tracking URI,
         # not the client's, so point it at our store while linking
         previous = mlflow.get_tracking_uri()
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; left behind, it would steer
+        # the next run in this process (a warm Lambda, a notebook) and its subprocesses
+        previous_env = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.uri)
         try:
             for ref, version in ctx.prompt_versions.items():
@@ -187,3 +190,7 @@ class MlflowRunSession:
                     log.warning("prompt %s not linked to MLflow run: %s", ref, redact(str(exc)))
         finally:
             mlflow.set_tracking_uri(previous)
+            if previous_env is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous_env

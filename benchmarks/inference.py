@@ -59,7 +59,7 @@ Two more scenarios measure whole runs rather than one ``infer()`` call:
   Ours only: the hand-written baseline has no chain to compare with.
 - ``kill``: kill-and-rerun (calls paid twice, as % of the calls done before the kill),
   measured by ``benchmarks/durability.py`` (``run_kill_and_rerun(args) -> dict``, the
-  durable-progress work of issue #16); skipped, and said so, while that file is absent.
+  durable-progress work of issue #16), printed as its own table.
 
 With ``--otel``, ours runs three times per scenario in the same process: OpenTelemetry
 off, on (every call a span, metrics, exported to a local OTLP/HTTP receiver), off again;
@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -484,8 +485,7 @@ def main() -> int:
     sim.stop()
     spark.stop()
     if "kill" in scenarios:
-        kill = run_kill(args)
-        results["kill"] = {"ours": kill if kill is not None else {"not measured": MISSING_KILL}}
+        results["kill"] = {"ours": run_kill(args)}
 
     verdicts = []
     for scenario, runs in results.items():
@@ -493,7 +493,7 @@ def main() -> int:
         if scenario == "e2e":
             print_e2e(runs["ours"])
         elif scenario == "kill":
-            print_kill(runs["ours"])
+            durability().print_table(runs["ours"])
         else:
             print_table(runs)
             verdicts.append(verdict(scenario, runs["ours"]))
@@ -652,37 +652,25 @@ def print_e2e(e2e: dict[str, Any]) -> None:
 # --- kill: the durable-progress benchmark, when it is there --------------------------------
 
 DURABILITY = Path(ROOT) / "benchmarks" / "durability.py"
-MISSING_KILL = "benchmarks/durability.py (durable progress, issue #16) is not in this tree"
 
 
-def run_kill(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Kill-and-rerun, from ``benchmarks/durability.py`` when that file exists.
-
-    Its ``run_kill_and_rerun(args)`` gets this benchmark's arguments, prints its own
-    figures (calls paid twice as % of the calls done before the kill) and returns them;
-    they join the ``--json`` output. ``None``, said once, while the file is absent.
-    """
-    if not DURABILITY.exists():
-        print(f"kill: not measured: {MISSING_KILL}", flush=True)
-        return None
+@functools.cache
+def durability() -> Any:
+    """``benchmarks/durability.py``, loaded by path (this file runs as a script)."""
     spec = importlib.util.spec_from_file_location("fmf_bench_durability", DURABILITY)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {DURABILITY}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    figures: dict[str, Any] = module.run_kill_and_rerun(args)
-    figures["_print_table"] = module.print_table
+    return module
+
+
+def run_kill(args: argparse.Namespace) -> dict[str, Any]:
+    """Kill-and-rerun: ``benchmarks/durability.py``'s ``run_kill_and_rerun(args)`` with
+    this benchmark's arguments; its figures (calls paid twice as % of the calls done
+    before the kill) join the ``--json`` output."""
+    figures: dict[str, Any] = durability().run_kill_and_rerun(args)
     return figures
-
-
-def print_kill(figures: dict[str, Any]) -> None:
-    """The durability benchmark's own table (durable progress beside its baseline)."""
-    printer = figures.pop("_print_table", None)
-    if printer is None:
-        for key, value in figures.items():
-            print(f"{key:60} {value}")
-    else:
-        printer(figures)
 
 
 def verdict(scenario: str, ours: dict[str, Any]) -> str:

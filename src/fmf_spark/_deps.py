@@ -41,6 +41,10 @@ EXTRAS: dict[str, str] = {
     "striprtf": "processing",
     "opentelemetry": "otel",
     "plotly": "report",
+    "grpc": "connect",
+    "grpc_status": "connect",
+    "google.rpc": "connect",
+    "zstandard": "connect",
 }
 
 

@@ -121,6 +121,9 @@ def get_spark(
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    remote = config.spark.remote if config is not None else None
+    if remote:
+        return connect_session(remote, config)
     if verbose is None:
         verbose = verbose_from_env()
 
@@ -148,6 +151,26 @@ def get_spark(
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
+    session: SparkSession = builder.getOrCreate()
+    return session
+
+
+def connect_session(remote: str, config: FmfConfig | None) -> SparkSession:
+    """A Spark Connect session to ``remote`` (``spark.remote`` in the config).
+
+    The Connect client's modules come from the ``connect`` extra; a missing one fails here,
+    before any Spark job, with the pip command that adds it.
+    """
+    require("grpc")
+    require("grpc_status")
+    require("google.rpc")
+    require("zstandard")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.remote(remote)
+    if config is not None:
+        builder = builder.appName(config.spark.app_name)
+    log.info("using a Spark Connect session (%s)", remote.split(";")[0])
     session: SparkSession = builder.getOrCreate()
     return session
 

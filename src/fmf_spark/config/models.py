@@ -25,6 +25,13 @@ class SparkConfig(StrictModel):
     """How :func:`fmf_spark.spark.get_spark` builds a session when none is active."""
 
     master: str = Field(default="local[*]", description="Used only when no session is active.")
+    remote: str | None = Field(
+        default=None,
+        description=(
+            "A Spark Connect URL (sc://host:port/;token=...) or 'local[N]' for pyspark's own "
+            "local Connect server; used only when no session is active. Needs the 'connect' extra."
+        ),
+    )
     app_name: str = "fmf_spark"
     shuffle_partitions: int = Field(default=8, gt=0)
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (no secrets).")

@@ -8,12 +8,14 @@ the session is then built with ``spark.jars=<dest>/*.jar`` (see the ``aws_batch`
 
 What it fetches, for the pyspark and delta-spark installed in the running interpreter:
 
-- ``io.delta:delta-spark_<spark major.minor>_2.13:<delta-spark version>`` (the artifact
-  ``delta.configure_spark_with_delta_pip`` would resolve at run time);
+- the Delta artifact ``delta.configure_spark_with_delta_pip`` would resolve at run time
+  (``io.delta:delta-spark_4.2_2.13:4.4.0`` for delta-spark 4, ``io.delta:delta-spark_2.12:3.3.3``
+  for delta-spark 3 on Spark 3.5);
 - ``org.apache.hadoop:hadoop-aws:<the Hadoop version pyspark ships>`` for ``s3a://``,
-  with the AWS SDK v2 as the modules S3A uses (``s3``, ``sts``, ``s3-transfer-manager``)
-  at the version that Hadoop release was built with, instead of the SDK ``bundle``
-  (one 650 MB jar of every AWS service).
+  with the modules of the AWS SDK that S3A uses, at the version that Hadoop release was
+  built with, instead of the SDK's bundle (one jar of every AWS service, 650 MB for v2):
+  SDK v2 (``s3``, ``sts``, ``s3-transfer-manager``) for Hadoop 3.4 and later, SDK v1
+  (``s3``, ``sts``, ``dynamodb``) for the Hadoop 3.3 of Spark 3.5.
 
 Resolution is Spark's own (``spark-submit --packages``, Ivy, Maven Central), so the jar
 set is what ``--packages`` gives; jars of which pyspark already ships a version
@@ -34,12 +36,19 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from importlib.metadata import version
 from pathlib import Path
 
 MAVEN = "https://repo1.maven.org/maven2"
-SDK_MODULES = ("s3", "sts", "s3-transfer-manager")
-EXCLUDED = ("software.amazon.awssdk:bundle",)
+#: (group, version property of hadoop-project's POM, modules) of the AWS SDK v2, then v1
+SDKS = (
+    ("software.amazon.awssdk", "aws-java-sdk-v2.version", ("s3", "sts", "s3-transfer-manager")),
+    (
+        "com.amazonaws",
+        "aws-java-sdk.version",
+        ("aws-java-sdk-s3", "aws-java-sdk-sts", "aws-java-sdk-dynamodb"),
+    ),
+)
+EXCLUDED = ("software.amazon.awssdk:bundle", "com.amazonaws:aws-java-sdk-bundle")
 _VERSIONED = re.compile(r"^(?P<artifact>.*?)-(?P<version>\d[^/]*)\.jar$")
 
 
@@ -56,28 +65,40 @@ def hadoop_version(home: Path) -> str:
     raise SystemExit(f"no hadoop-client-api jar under {home / 'jars'}")
 
 
-def sdk_version(hadoop: str) -> str:
-    """The AWS SDK v2 version a Hadoop release was built with (its hadoop-project POM)."""
+def sdk_modules(hadoop: str) -> list[str]:
+    """The AWS SDK modules S3A needs, at the version a Hadoop release was built with.
+
+    Hadoop 3.4+ names ``aws-java-sdk-v2.version`` in its hadoop-project POM, Hadoop 3.3
+    (Spark 3.5) only the v1 ``aws-java-sdk.version``.
+    """
     url = f"{MAVEN}/org/apache/hadoop/hadoop-project/{hadoop}/hadoop-project-{hadoop}.pom"
     with urllib.request.urlopen(url, timeout=60) as response:
         pom = response.read().decode("utf-8")
-    match = re.search(r"<aws-java-sdk-v2\.version>([^<]+)</aws-java-sdk-v2\.version>", pom)
-    if match is None:
-        raise SystemExit(f"aws-java-sdk-v2.version not found in {url}")
-    return match.group(1)
+    for group, prop, modules in SDKS:
+        match = re.search(rf"<{re.escape(prop)}>([^<]+)</{re.escape(prop)}>", pom)
+        if match is not None:
+            return [f"{group}:{module}:{match.group(1)}" for module in modules]
+    raise SystemExit(f"no AWS SDK version ({', '.join(p for _, p, _ in SDKS)}) in {url}")
+
+
+def delta_coordinates() -> list[str]:
+    """The Delta artifact(s) delta-spark's pip helper asks for (its Scala and Spark suffix)."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    # it only sets spark.jars.packages on the builder it gets; nothing starts
+    builder = configure_spark_with_delta_pip(SparkSession.Builder())
+    packages = str(builder._options.get("spark.jars.packages", ""))
+    return [p for p in packages.split(",") if p]
 
 
 def coordinates(home: Path) -> list[str]:
     """The Maven coordinates to resolve for the installed pyspark and delta-spark."""
-    import pyspark
-
-    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
     hadoop = hadoop_version(home)
-    sdk = sdk_version(hadoop)
     return [
-        f"io.delta:delta-spark_{spark_minor}_2.13:{version('delta-spark')}",
+        *delta_coordinates(),
         f"org.apache.hadoop:hadoop-aws:{hadoop}",
-        *(f"software.amazon.awssdk:{module}:{sdk}" for module in SDK_MODULES),
+        *sdk_modules(hadoop),
     ]
 
 

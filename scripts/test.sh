@@ -4,8 +4,10 @@
 #   2. lint: ruff, format, mypy, deptry + the extras check, the secret scan;
 #   3. the whole pytest suite, with coverage; the floors of the critical packages;
 #   4. build the wheel and sdist, `twine check` them;
-#   5. the README's main command in a fresh venv with only the local lock (no test tools).
-# Arguments go to pytest (a subset of the suite skips the coverage floors).
+#   5. the README's main command in a fresh venv with only the local lock (no test tools);
+#   6. the Spark 3.5 pass (scripts/test35.sh): the Spark-touching tests again in
+#      .venv-spark35, from requirements/spark35/test.lock.
+# Arguments go to pytest (a subset of the suite skips the coverage floors and the 3.5 pass).
 # Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +35,11 @@ ls dist
 
 echo "== the main command, with only the local lock installed"
 scripts/check_main.sh
+
+if [ "$#" -eq 0 ]; then
+  echo "== the Spark-touching tests on Spark 3.5"
+  deactivate
+  scripts/test35.sh
+else
+  echo "Spark 3.5 pass: skipped (a subset of the suite ran; scripts/test35.sh runs it)"
+fi

@@ -4,7 +4,9 @@
 # on top without resolving anything again, then `pip check`; plus the system packages
 # Spark, OCR and the tests need.
 # Usage: scripts/setup.sh [local|test]      (default: local)
-# Environment: VENV (default .venv), LOCK_SET (default spark4), PYTHON (default python3).
+# Environment: VENV (default .venv), LOCK_SET (default spark4), PYTHON (default python3),
+# UV (a uv binary: install the lock with `uv pip install` instead of pip, same hashes;
+# scripts/test35.sh uses the one of .venv, whose cache makes a second venv quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-local}"
@@ -24,9 +26,14 @@ actual="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2
 if [ "$actual" != "$locked_for" ]; then
   echo "setup: note: the locks were made for Python $locked_for; this is $actual (PYTHON=python$locked_for picks another)" >&2
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet --require-hashes -r "$lock"
-"$venv/bin/python" -m pip install --quiet --no-deps -e .
+if [ -n "${UV:-}" ]; then
+  "$UV" pip install --quiet --python "$venv/bin/python" --require-hashes -r "$lock"
+  "$UV" pip install --quiet --python "$venv/bin/python" --no-deps -e .
+else
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --require-hashes -r "$lock"
+  "$venv/bin/python" -m pip install --quiet --no-deps -e .
+fi
 "$venv/bin/python" -m pip check
 
 # System packages: Java for Spark, tesseract for OCR, PostgreSQL for the Redshift SQL path,

@@ -12,6 +12,8 @@
 # No coverage here: the main pass measures it. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# uv from .venv (the test lock has it) installs the lock in seconds from its cache
+if [ -z "${UV:-}" ] && [ -x .venv/bin/uv ]; then export UV="$PWD/.venv/bin/uv"; fi
 VENV=.venv-spark35 LOCK_SET=spark35 scripts/setup.sh test
 # shellcheck disable=SC1091
 source .venv-spark35/bin/activate

@@ -152,14 +152,22 @@ class DeltaExporter:
         spark.conf.set(_TXN_APP, app_id)
         spark.conf.set(_TXN_VERSION, str(version))
         try:
-            metrics = builder.execute().first()
+            result = builder.execute()
+            metrics = result.first() if result is not None else None
         finally:
             spark.conf.unset(_TXN_APP)
             spark.conf.unset(_TXN_VERSION)
-        if self._version(spark) == before or metrics is None:
+        if self._version(spark) == before:
             return BatchResult(skipped=True)
-        inserted = int(metrics["num_inserted_rows"])
-        updated = int(metrics["num_updated_rows"])
+        if metrics is not None:
+            inserted = int(metrics["num_inserted_rows"])
+            updated = int(metrics["num_updated_rows"])
+        else:
+            # delta-spark 3 (Spark 3.5): execute() returns None; the commit holds the counts
+            last = self._table(spark).history(1).select("operationMetrics").first()
+            commit = (last[0] if last is not None else None) or {}
+            inserted = int(commit.get("numTargetRowsInserted", 0))
+            updated = int(commit.get("numTargetRowsUpdated", 0))
         return BatchResult(written=inserted + updated, updated=updated)
 
 

@@ -44,6 +44,7 @@ deletes. Only the DataFrame API is used on the driver (Spark Connect safe).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.fs as pafs
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
     from pyspark.sql.types import DataType, StructType
 
 log = get_logger(__name__)
@@ -74,14 +75,19 @@ class ProgressSpec:
     Attributes:
         location: the step's progress folder (:func:`progress_location`).
         writer: a token of this ``infer()`` call: the first part of every file name.
-        rows: commit when this many answers are waiting.
-        seconds: commit at least this often while answers are waiting.
+        rows: commit when this many answers are waiting (batch mode).
+        seconds: commit at least this often while answers are waiting (batch mode).
+        append: commit every answer as it arrives, one line of the task's log
+            (:func:`can_append`); else in batches of Parquet files.
     """
 
     location: str
     writer: str
     rows: int
     seconds: float
+    #: append each answer to the task's log as it arrives (a plain local or shared
+    #: filesystem); False: Parquet files of ``rows`` answers (stores that cannot append)
+    append: bool = False
 
 
 def progress_location(cache_path: str, request_prefix: str) -> str:
@@ -108,7 +114,20 @@ def progress_spec(
     except (ValueError, OSError, ImportError) as exc:
         log.warning("no durable progress for %s: %s", location, exc)
         return None
-    return ProgressSpec(location, uuid.uuid4().hex[:12], rows, seconds)
+    return ProgressSpec(location, uuid.uuid4().hex[:12], rows, seconds, can_append(location))
+
+
+#: FUSE mounts of Databricks that refuse appends (DBFS, Unity Catalog volumes)
+_NO_APPEND_MOUNTS = ("/dbfs/", "/Volumes/")
+
+
+def can_append(location: str) -> bool:
+    """Whether answers can be appended one by one to a log file at ``location``: a plain
+    local (or shared POSIX) filesystem. Object stores have no append (one PUT per
+    commit), and the ``/dbfs`` and ``/Volumes`` mounts refuse appends: those commit
+    Parquet files in batches."""
+    path = local_path(location)
+    return path is not None and not f"{path.absolute()}/".startswith(_NO_APPEND_MOUNTS)
 
 
 # --- files ------------------------------------------------------------------------------
@@ -172,6 +191,47 @@ def _file_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+#: the name ending of a task attempt's answer log (append mode)
+LOG_SUFFIX = ".jsonl"
+_TIME_FIELDS = ("started_at", "sent_at", "ended_at")
+
+
+def _json_default(value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _log_line(row: dict[str, Any]) -> bytes:
+    """One answer as one line of JSON (``status`` last: a cut line never reads as ok)."""
+    ordered = {k: v for k, v in row.items() if k != "status"}
+    ordered["status"] = row.get("status")
+    text = json.dumps(ordered, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8")
+
+
+def _log_rows(data: bytes) -> list[dict[str, Any]]:
+    """The whole answers of a log (a last line cut by a kill is skipped), timestamps
+    as they were written."""
+    from datetime import datetime
+
+    rows = []
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is not whole
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        for name in _TIME_FIELDS:
+            if row.get(name) is not None:
+                row[name] = datetime.fromisoformat(row[name])
+        if row.get("rate_limited_at"):
+            row["rate_limited_at"] = [datetime.fromisoformat(t) for t in row["rate_limited_at"]]
+        rows.append(row)
+    return rows
+
+
 # --- the executor side ------------------------------------------------------------------
 
 
@@ -197,10 +257,20 @@ class TaskProgress:
     _warned: bool = False
     committed: int = 0
 
+    _log_fd: int | None = field(default=None, repr=False)
+
     def __post_init__(self) -> None:
         self._fs, self._dir = _filesystem(self.spec.location)
+        if self.spec.append:
+            return  # every answer is written as it arrives: no batches, no timer
         self._timer = threading.Thread(target=self._tick, name="fmf-progress", daemon=True)
         self._timer.start()
+
+    @property
+    def log_name(self) -> str:
+        """The name of this attempt's log (append mode): one per task attempt, so two
+        attempts (a retry, a speculative copy) never append to the same file."""
+        return f"{self.partition_prefix}a{self.attempt}-t{self.task_attempt_id}{LOG_SUFFIX}"
 
     @property
     def partition_prefix(self) -> str:
@@ -216,9 +286,16 @@ class TaskProgress:
         answers: dict[str, dict[str, Any]] = {}
         for info in self._fs.get_file_info(selector):
             name = _file_name(info.path)
-            if not (name.startswith(self.partition_prefix) and name.endswith(".parquet")):
+            if not name.startswith(self.partition_prefix):
                 continue
-            for row in pq.read_table(info.path, filesystem=self._fs).to_pylist():
+            if name.endswith(".parquet"):
+                rows = pq.read_table(info.path, filesystem=self._fs).to_pylist()
+            elif name.endswith(LOG_SUFFIX):
+                with self._fs.open_input_stream(info.path) as stream:
+                    rows = _log_rows(stream.read())
+            else:
+                continue
+            for row in rows:
                 answers[row["request_id"]] = row
         if answers:
             log.info(
@@ -235,6 +312,9 @@ class TaskProgress:
 
         if row.get("status") != STATUS_OK:
             return row  # failures are called again, as the cache does
+        if self.spec.append:
+            self._append(row)
+            return row
         with self._lock:
             self._buffer.append(row)
             full = len(self._buffer) >= self.spec.rows
@@ -285,12 +365,38 @@ class TaskProgress:
         while not self._stop.wait(self.spec.seconds):
             self.flush()
 
+    def _append(self, row: dict[str, Any]) -> None:
+        """Append one answer to this attempt's log: one line, one ``write`` call.
+
+        Once ``write`` returns, the line is in the operating system's file cache: it
+        survives the death of every process of the run (``kill -9``, a pre-empted
+        driver, an executor lost), not a crash of the machine itself (no ``fsync``:
+        the machine's local disk is gone with it on most clusters anyway)."""
+        line = _log_line(row)
+        with self._lock:
+            try:
+                if self._log_fd is None:
+                    os.makedirs(self._dir, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+                    self._log_fd = os.open(f"{self._dir}/{self.log_name}", flags, 0o644)
+                os.write(self._log_fd, line)
+            except OSError as exc:  # storage trouble must not fail the calls
+                if not self._warned:
+                    self._warned = True
+                    log.warning("could not commit progress to %s: %s", self._dir, exc)
+                return
+            self.committed += 1
+
     def close(self) -> None:
         """Stop the timer and commit what is left."""
         self._stop.set()
         if self._timer is not None:
             self._timer.join()
         self.flush()
+        with self._lock:
+            if self._log_fd is not None:
+                os.close(self._log_fd)
+                self._log_fd = None
 
 
 def open_task_progress(spec: ProgressSpec | None) -> TaskProgress | None:
@@ -316,12 +422,20 @@ def _read_files(spark: SparkSession, location: str) -> DataFrame | None:
 
     from fmf_spark.schemas import TIMED_INFERENCE_RESULT_SCHEMA
 
+    def reader(glob: str) -> DataFrameReader:
+        return spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).option("pathGlobFilter", glob)
+
     try:
-        files = spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).parquet(location)
-        files.schema  # noqa: B018 - resolving the relation is what fails for a missing folder
+        batches = reader("*.parquet").parquet(location)
+        logs = reader(f"*{LOG_SUFFIX}").json(location)
+        logs.schema  # noqa: B018 - resolving the relation is what fails for a missing folder
     except AnalysisException:
         return None
-    return files.select("*", F.col("_metadata.file_path").alias("file"))
+    return (
+        batches.select("*", F.col("_metadata.file_path").alias("file"))
+        # a line cut by a kill reads as nulls: never as an answer
+        .unionByName(logs.select("*", F.col("_metadata.file_path").alias("file")))
+    )
 
 
 def _answers(files: DataFrame) -> DataFrame:

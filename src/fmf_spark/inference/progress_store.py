@@ -5,17 +5,20 @@ finishes. On its own, a driver killed in the middle of a step (pre-empted, timed
 ``kill -9``) or a Spark task retried after a failure paid again for every answer the
 step had already received. With durable progress:
 
-**What is committed, when.** Each inference task appends its successful answers
-(``status='ok'``: failed requests are called again, as the cache does) to small Parquet
-files while it runs: when ``inference.progress_rows`` answers are waiting, every
-``inference.progress_seconds`` (a timer thread, so a pause between answers still
-commits what came before it), and when the task ends, also when it fails. The files
-hold :data:`~fmf_spark.schemas.TIMED_INFERENCE_RESULT_SCHEMA` rows, keyed by
-``request_id``. At a kill, at most the answers of the last interval per task and the
-calls in flight are lost (and paid again by the rerun).
+**What is committed, when.** Each inference task commits its successful answers
+(``status='ok'``: failed requests are called again, as the cache does) while it runs,
+as :data:`~fmf_spark.schemas.TIMED_INFERENCE_RESULT_SCHEMA` rows keyed by
+``request_id``. Where the artefacts can be appended to (a local or shared POSIX
+filesystem, :func:`can_append`), every answer is appended to the task attempt's own
+log as it arrives, one JSON line in one ``write`` call: at a kill only the calls in
+flight are lost. Elsewhere (object stores, the ``/dbfs`` and ``/Volumes`` mounts) the
+answers go to small Parquet files: when ``inference.progress_rows`` answers are
+waiting, every ``inference.progress_seconds`` (a timer thread, so a pause between
+answers still commits what came before it), and when the task ends, also when it
+fails; at a kill, the answers of the last interval per task are lost too.
 
 **Where.** ``<cache root>/_progress/<step key>/part-<writer>-p<partition>-a<attempt
-number>-t<task attempt id>-<seq>.parquet``, beside the Delta cache
+number>-t<task attempt id>.jsonl`` (the log) or ``...-<seq>.parquet``, beside the Delta cache
 (``<artefacts>/_cache``). The step key is a hash of the request prefix (prompt hash,
 model, parameters), so a rerun of the same step finds the files of the killed run; the
 writer is a token of one :func:`~fmf_spark.inference.infer` call, so concurrent runs

@@ -352,6 +352,9 @@ class ChainRun:
                 inputs.select,
                 ctx.run_dir,
                 connector=connector,
+                cache_path=join_uri(parent_uri(ctx.run_dir), "_cache", "processed")
+                if self.config.processing.cache
+                else None,
             )
         ctx.record_output("documents", processed.documents_path)
         ctx.record_output("chunks", processed.chunks_path)

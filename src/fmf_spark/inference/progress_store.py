@@ -476,6 +476,7 @@ def fold_progress(
     cache_path: str,
     request_prefix: str,
     constants: dict[str, str],
+    fresh: DataFrame | None = None,
 ) -> int:
     """Move a step's progress files into the Delta cache; return how many were folded.
 
@@ -489,6 +490,8 @@ def fold_progress(
         request_prefix: the step's request prefix (names its progress folder).
         constants: the step's OUTPUTS_SCHEMA constants: ``step``, ``prompt_id``,
             ``prompt_version``, ``prompt_hash``, ``model``.
+        fresh: the step's saved answers of this run (OUTPUTS_SCHEMA), appended in the
+            same commit where the cache lacks them: one cache commit per step.
     """
     from pyspark.sql import functions as F
 
@@ -497,27 +500,37 @@ def fold_progress(
 
     location = progress_location(cache_path, request_prefix)
     files = _read_files(spark, location)
-    if files is None:
+    names = (
+        []
+        if files is None
+        else sorted(r["file"] for r in files.select("file").distinct().collect())
+    )
+    columns = OUTPUTS_SCHEMA.fieldNames()
+    parts = [] if fresh is None else [fresh.select(*columns)]
+    if files is not None and names:
+        answers = _answers(files.where(F.col("file").isin(names)))
+        values = {**constants, "doc_id": None, "chunk_id": None}
+        parts.append(
+            answers.select(
+                *[
+                    (F.lit(values[f.name]) if f.name in values else F.col(f.name))
+                    .cast(f.dataType)
+                    .alias(f.name)
+                    for f in OUTPUTS_SCHEMA.fields
+                ]
+            )
+        )
+    if not parts:
         return 0
-    names = sorted(r["file"] for r in files.select("file").distinct().collect())
-    if not names:
-        return 0
-    answers = _answers(files.where(F.col("file").isin(names)))
+    rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    rows = rows.dropDuplicates(["request_id"])
     cached = read_cache(spark, cache_path)
     if cached is not None:
-        answers = answers.join(cached.select("request_id"), "request_id", "left_anti")
-    values = {**constants, "doc_id": None, "chunk_id": None}
-    rows = answers.select(
-        *[
-            (F.lit(values[f.name]) if f.name in values else F.col(f.name))
-            .cast(f.dataType)
-            .alias(f.name)
-            for f in OUTPUTS_SCHEMA.fields
-        ]
-    )
+        rows = rows.join(cached.select("request_id"), "request_id", "left_anti")
     rows.write.format("delta").mode("append").save(cache_path)
-    _delete(spark, names)
-    log.info("folded %d progress files of %s into the cache", len(names), location)
+    if names:
+        _delete(spark, names)
+        log.info("folded %d progress files of %s into the cache", len(names), location)
     return len(names)
 
 

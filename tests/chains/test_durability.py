@@ -14,7 +14,9 @@ from pyspark.sql import functions as F
 from fmf_spark.inference.cache import cache_location, read_cache
 from tests.chains.helpers import ROOT
 
-pytestmark = pytest.mark.slow
+# two whole `fmf run`s (each its own JVM): on a busy 2-core machine they outlast the
+# suite's default hang guard
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DOCUMENTS = 90
 

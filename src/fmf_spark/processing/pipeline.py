@@ -95,7 +95,8 @@ def parse_cached(
     from fmf_spark.connectors.base import listing_dataframe
     from fmf_spark.processing.spark import fused_partition, fused_schema
 
-    listing = listing_dataframe(spark, connector.list(selector))
+    infos = list(connector.list(selector))
+    listing = listing_dataframe(spark, infos)
     key = F.sha2(
         F.concat_ws(
             "\u0001",
@@ -133,13 +134,14 @@ def parse_cached(
         done = [(r["source_key"], r["parse_id"]) for r in listed.collect()]
     chosen = spark.createDataFrame(done, "source_key string, parse_id string")
     todo = keyed.join(F.broadcast(chosen.select("source_key")), "source_key", "left_anti")
-    schema = StructType([*fused_schema().fields, StructField("source_key", StringType())])
-    fresh = todo.mapInPandas(
-        fused_partition(connector, config.processing, config.plugins, schema), schema
-    )
-    fresh.withColumn("parse_id", F.lit(parse_id)).write.format("delta").mode("append").option(
-        "mergeSchema", "true"
-    ).save(cache_path)
+    if cache is None or len(done) < len(infos):  # else all cached: no job, no commit
+        schema = StructType([*fused_schema().fields, StructField("source_key", StringType())])
+        fresh = todo.mapInPandas(
+            fused_partition(connector, config.processing, config.plugins, schema), schema
+        )
+        fresh.withColumn("parse_id", F.lit(parse_id)).write.format("delta").mode("append").option(
+            "mergeSchema", "true"
+        ).save(cache_path)
     # this call's parse of the files it parsed, the cached parse of the others
     wanted = keyed.select("source_key").join(F.broadcast(chosen), "source_key", "left")
     wanted = wanted.select("source_key", F.coalesce("parse_id", F.lit(parse_id)).alias("parse_id"))

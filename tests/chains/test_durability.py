@@ -14,7 +14,9 @@ from pyspark.sql import functions as F
 from fmf_spark.inference.cache import cache_location, read_cache
 from tests.chains.helpers import ROOT
 
-pytestmark = pytest.mark.slow
+# two whole `fmf run`s (each its own JVM): on a busy 2-core machine they outlast the
+# suite's default hang guard
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DOCUMENTS = 90
 
@@ -30,18 +32,18 @@ def _benchmark():
 
 
 def test_a_killed_run_reruns_only_what_had_no_answer(spark: SparkSession, tmp_path: Path) -> None:
+    # the default settings; the kill comes in a pause between answers (rpm 300 over
+    # 1 s windows: 5 answers at the start of each second), so every answer the
+    # simulator sent had reached its task: only durable progress can lose one
     figures = _benchmark().kill_and_rerun(
-        tmp_path,
-        documents=DOCUMENTS,
-        rpm=300,  # 5 answers a second: the step lasts ~18 s, killed after ~6 s of it
-        settings=["inference.progress_rows=1", "inference.progress_seconds=0.5"],
-        latency_ms=100,
+        tmp_path, documents=DOCUMENTS, rpm=300, settings=[], latency_ms=100, quiet_s=0.3
     )
     print(figures)
-    # the rerun calls at most what had no answer at the kill, plus what was in flight
+    # counted by the simulator: the rerun pays only for requests without an answer at
+    # the kill, and only those in flight at the kill are answered twice
     unanswered = DOCUMENTS - figures["answered_at_kill"]
-    assert 0 < figures["rerun_calls"] <= unanswered + figures["max_in_flight"], figures
-    assert figures["paid_twice"] <= figures["max_in_flight"], figures
+    assert 0 < figures["rerun_paid"] <= unanswered, figures
+    assert figures["paid_twice"] <= figures["in_flight_at_kill"], figures
 
     # the rerun's outputs hold every document once, each with its own request, answered
     artefacts = Path(figures["artefacts"])
@@ -66,4 +68,4 @@ def test_a_killed_run_reruns_only_what_had_no_answer(spark: SparkSession, tmp_pa
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    assert not list((artefacts / "_cache" / "_progress").glob("*/*.parquet"))
+    assert not [p for p in (artefacts / "_cache" / "_progress").glob("*/*") if p.is_file()]

@@ -94,12 +94,19 @@ def run(work: Path, rows: int) -> dict[str, Any]:
         cache = str(work / "_cache" / "outputs")
         out = infer(df, STEP, cfg, cache_path=cache).collect()
         location = progress_location(cache, runner.request_prefix(STEP, "gpt-4o-mini"))
-        first_attempts = [p for p in Path(location).glob("part-*-a0-*.parquet")]
+        # a local folder: each attempt's answer log, one line an answer (Parquet files
+        # where the store cannot append)
+        first_attempts = list(Path(location).glob("part-*-a0-*"))
         result = {
             "stats": sim.stats(),
             "outputs": sorted([r.request_id, r.doc_id, r.status, r.attempts] for r in out),
             "failed_attempts": len(list(work.glob("failed-p*"))),
-            "answered_before_failure": sum(pq.read_table(p).num_rows for p in first_attempts),
+            "answered_before_failure": sum(
+                len(p.read_bytes().splitlines())
+                if p.suffix == ".jsonl"
+                else pq.read_table(p).num_rows
+                for p in first_attempts
+            ),
         }
         spark.stop()
     return result

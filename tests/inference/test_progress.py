@@ -18,9 +18,11 @@ from pyspark.sql import functions as F
 from fmf_spark.inference import request_id
 from fmf_spark.inference.cache import read_cache
 from fmf_spark.inference.progress_store import (
+    LOG_SUFFIX,
     ProgressSpec,
     TaskProgress,
     _delete_batch,
+    can_append,
     fold_progress,
     progress_location,
 )
@@ -34,10 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULT = list(INFERENCE_RESULT_COLUMNS)
 
 
-def _parquet_files(folder: str) -> list[str]:
+def _parquet_files(folder: str, ending: str = ".parquet") -> list[str]:
     if not os.path.isdir(folder):
         return []
-    return sorted(p for p in os.listdir(folder) if p.endswith(".parquet"))
+    return sorted(p for p in os.listdir(folder) if p.endswith(ending))
+
+
+def _logs(folder: str) -> list[str]:
+    return _parquet_files(folder, LOG_SUFFIX)
 
 
 def test_answers_committed_while_running_serve_the_rerun_then_fold_into_the_cache(
@@ -51,11 +57,13 @@ def test_answers_committed_while_running_serve_the_rerun_then_fold_into_the_cach
     first = run(spark, sim, rows, step, cache_path=cache, inference=inference)
 
     # the step's outputs were never saved (as when the driver is killed): the progress
-    # files hold every successful answer, and no failure
+    # logs (a local folder: one per task attempt, an answer a line) hold every
+    # successful answer, and no failure
     location = progress_location(cache, request_prefix(step, "gpt-4o-mini"))
-    files = _parquet_files(location)
-    assert all(f.startswith("part-") and "-p0000" in f for f in files)
-    committed = spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).parquet(location)
+    files = _logs(location)
+    assert files and all(f.startswith("part-") and "-p0000" in f for f in files)
+    assert _parquet_files(location) == []
+    committed = spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).json(location)
     answered = first.where("status = 'ok'").select(*RESULT)
     assert_df_equality(
         committed.select(*RESULT), answered, ignore_row_order=True, ignore_nullable=True
@@ -84,7 +92,7 @@ def test_answers_committed_while_running_serve_the_rerun_then_fold_into_the_cach
     }
     prefix = request_prefix(step, "gpt-4o-mini")
     assert fold_progress(spark, cache, prefix, constants) == len(files)
-    assert _parquet_files(location) == []
+    assert _logs(location) == []
     cached = read_cache(spark, cache)
     assert cached is not None
     assert_df_equality(cached, answered, ignore_row_order=True, ignore_nullable=True)
@@ -196,3 +204,31 @@ def test_a_waiting_answer_is_committed_by_the_timer(tmp_path: Path) -> None:
     again = TaskProgress(spec, partition=0, attempt=1, task_attempt_id=2)
     assert again.recall() == {"r1": _row("r1")}
     again.close()
+
+
+def test_a_local_task_appends_every_answer_to_its_log_as_it_arrives(tmp_path: Path) -> None:
+    location = str(tmp_path / "k1")
+    assert can_append(location) and can_append(f"file://{location}")
+    assert not can_append("s3a://bucket/k1")  # no append: Parquet files in batches
+    assert not can_append("/dbfs/artefacts/k1") and not can_append("dbfs:/Volumes/c/s/v/k1")
+    spec = ProgressSpec(location, "w1", rows=1000, seconds=3600, append=True)
+    first = TaskProgress(spec, partition=2, attempt=0, task_attempt_id=4)
+    first.record(_row("r1"))
+    first.record(_row("r2", "error"))  # failures are called again: not logged
+    # committed the moment it was recorded: no batch, no timer (rows and seconds are far)
+    assert first.committed == 1
+    log = tmp_path / "k1" / "part-w1-p00002-a0-t4.jsonl"
+    assert _logs(location) == [log.name] and len(log.read_bytes().splitlines()) == 1
+    first.record(_row("r3"))
+    # a kill in the middle of a write leaves a cut last line: never read as an answer
+    with log.open("ab") as out:
+        out.write(b'{"request_id":"r4","output_text":"answer r4","status":"o')
+
+    # a retry (its own log) gets back the whole answers as they were
+    retry = TaskProgress(spec, partition=2, attempt=1, task_attempt_id=9)
+    assert retry.recall() == {"r1": _row("r1"), "r3": _row("r3")}
+    retry.record(_row("r5"))
+    retry.close()
+    first.close()
+    assert _logs(location) == [log.name, "part-w1-p00002-a1-t9.jsonl"]
+    assert TaskProgress(spec, partition=1, attempt=0, task_attempt_id=5).recall() == {}

@@ -218,3 +218,42 @@ def test_process_single_pass_equals_the_public_transforms(
     chunks = chunk_documents(docs, cfg.processing.chunking)
     assertDataFrameEqual(spark.read.format("delta").load(result.documents_path), docs)
     assertDataFrameEqual(spark.read.format("delta").load(result.chunks_path), chunks)
+
+
+def test_the_parse_cache_parses_only_new_changed_or_failed_files(spark, tmp_path: Path) -> None:
+    """process() with a parse cache: a rerun reads and parses only the files that are
+    new, changed (size, modification time) or failed last time; both tables equal a
+    parse of every file."""
+    from pyspark.sql import functions as F
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        (root / f"{name}.md").write_text(f"# {name}\n\nThe {name} note.\n", encoding="utf-8")
+    (root / "empty.md").write_bytes(b"")  # a document that fails: tried again each time
+    cfg = _config(root, tmp_path)
+    cache = str(tmp_path / "artefacts" / "_cache" / "processed")
+
+    def tables(run: str, cached: bool) -> tuple[object, object]:
+        result = process(
+            spark, cfg, "docs", None, str(tmp_path / "artefacts" / run),
+            cache_path=cache if cached else None,
+        )  # fmt: skip
+        load = spark.read.format("delta").load
+        return load(result.documents_path), load(result.chunks_path)
+
+    def parses() -> dict[str, int]:
+        """File name -> how many parses of it the cache holds."""
+        table = spark.read.format("delta").load(cache).where(F.col("kind") == "document")
+        counts = table.groupBy("path").agg(F.countDistinct("parse_id").alias("n")).collect()
+        return {Path(r["path"]).name: r["n"] for r in counts}
+
+    for cached, plain in zip(tables("r1", True), tables("plain1", False), strict=True):
+        assertDataFrameEqual(cached, plain)
+    assert parses() == {"a.md": 1, "b.md": 1, "c.md": 1, "empty.md": 1}
+
+    (root / "b.md").write_text("# b\n\nThe b note, longer now.\n", encoding="utf-8")
+    (root / "d.md").write_text("# d\n\nA new note.\n", encoding="utf-8")
+    for cached, plain in zip(tables("r2", True), tables("plain2", False), strict=True):
+        assertDataFrameEqual(cached, plain)
+    assert parses() == {"a.md": 1, "b.md": 2, "c.md": 1, "empty.md": 2, "d.md": 1}

@@ -352,6 +352,9 @@ class ChainRun:
                 inputs.select,
                 ctx.run_dir,
                 connector=connector,
+                cache_path=join_uri(parent_uri(ctx.run_dir), "_cache", "processed")
+                if self.config.processing.cache
+                else None,
             )
         ctx.record_output("documents", processed.documents_path)
         ctx.record_output("chunks", processed.chunks_path)
@@ -406,11 +409,11 @@ class ChainRun:
                 # keep what was paid for: the partial answers go to the outputs and the
                 # cache, so the rerun after the quota resets calls only the rest
                 if exc.partial is not None:
-                    self._save(exc.partial.unionByName(upstream_failed), step.id)
+                    self._save(exc.partial.unionByName(upstream_failed))
                     self._fold_progress(spark, step, provider)
                     summary.count(output_metrics(self._outputs_of(spark, step.id)))
                 raise
-            self._save(answered.unionByName(upstream_failed), step.id)
+            self._save(answered.unionByName(upstream_failed))
             self._fold_progress(spark, step, provider)
             self.ctx.record_output("outputs", self.outputs_path)
             self.ctx.record_output("requests", self.requests_path)
@@ -421,29 +424,25 @@ class ChainRun:
         )
         _check_failures(step, summary)
 
-    def _save(self, rows: DataFrame, step_id: str) -> None:
-        """Append a step's rows to the run's outputs, and its new answers to the cache."""
-        from pyspark.sql import functions as F
-
+    def _save(self, rows: DataFrame) -> None:
+        """Append a step's rows to the run's outputs."""
         rows.write.format("delta").mode("append").save(self.outputs_path)
-        if self.cache_path is not None:
-            # read back from the table just written (each step is written once per run),
-            # so nothing upstream is evaluated again
-            saved = rows.sparkSession.read.format("delta").load(self.outputs_path)
-            fresh = saved.where(
-                (F.col("step") == step_id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
-            )
-            fresh.dropDuplicates(["request_id"]).write.format("delta").mode("append").save(
-                self.cache_path
-            )
 
     def _fold_progress(
         self, spark: SparkSession, step: StepPlan, provider: ProviderRuntime
     ) -> None:
-        """Move the answers the step's tasks committed while it ran (and those a killed
-        earlier run left) into the cache, once the step's outputs are saved."""
+        """Put the step's new answers in the cache, once its outputs are saved: those
+        of the outputs (read back from the table just written, so nothing upstream is
+        evaluated again) and those its tasks committed while it ran (and a killed
+        earlier run left), in one commit."""
+        from pyspark.sql import functions as F
+
         if self.cache_path is None:
             return
+        saved = spark.read.format("delta").load(self.outputs_path)
+        fresh = saved.where(
+            (F.col("step") == step.id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
+        )
         call = inference_step(step)
         fold_progress(
             spark,
@@ -456,6 +455,7 @@ class ChainRun:
                 "prompt_hash": call.prompt_hash,
                 "model": provider.model,
             },
+            fresh=fresh,
         )
 
     def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:

@@ -111,12 +111,15 @@ class InferenceConfig(StrictModel):
     progress_rows: int = Field(
         default=10,
         ge=0,
-        description="Durable progress: each task commits its answers beside the cache when "
-        "this many are waiting (and every progress_seconds), so a killed run or a retried "
-        "task does not pay for them again; 0: off (answers reach the cache at the step's end).",
+        description="Durable progress: each task commits its answers beside the cache, so a "
+        "killed run or a retried task does not pay for them again: on a local or shared "
+        "filesystem every answer as it arrives, on an object store when this many are "
+        "waiting (and every progress_seconds); 0: off (answers reach the cache at the "
+        "step's end).",
     )
     progress_seconds: float = Field(
         default=1.0,
         gt=0,
-        description="Durable progress: the longest an answer waits before it is committed.",
+        description="Durable progress on an object store: the longest an answer waits "
+        "before it is committed.",
     )

@@ -37,6 +37,12 @@ class ChunkingConfig(StrictModel):
 
 class ProcessingConfig(StrictModel):
     max_file_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    cache: bool = Field(
+        default=True,
+        description="fmf run: keep each file's parse under <artefacts>/_cache/processed and "
+        "reuse it while the file's source, URI, size, modification time and ETag, the "
+        "processing settings and the fmf version are unchanged.",
+    )
     parse_timeout_s: float = Field(default=60.0, gt=0, description="Time limit to parse one file.")
     max_compression_ratio: float = Field(
         default=100.0, gt=1, description="XLSX/zip bomb guard: uncompressed/compressed."

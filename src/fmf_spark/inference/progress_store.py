@@ -5,17 +5,20 @@ finishes. On its own, a driver killed in the middle of a step (pre-empted, timed
 ``kill -9``) or a Spark task retried after a failure paid again for every answer the
 step had already received. With durable progress:
 
-**What is committed, when.** Each inference task appends its successful answers
-(``status='ok'``: failed requests are called again, as the cache does) to small Parquet
-files while it runs: when ``inference.progress_rows`` answers are waiting, every
-``inference.progress_seconds`` (a timer thread, so a pause between answers still
-commits what came before it), and when the task ends, also when it fails. The files
-hold :data:`~fmf_spark.schemas.TIMED_INFERENCE_RESULT_SCHEMA` rows, keyed by
-``request_id``. At a kill, at most the answers of the last interval per task and the
-calls in flight are lost (and paid again by the rerun).
+**What is committed, when.** Each inference task commits its successful answers
+(``status='ok'``: failed requests are called again, as the cache does) while it runs,
+as :data:`~fmf_spark.schemas.TIMED_INFERENCE_RESULT_SCHEMA` rows keyed by
+``request_id``. Where the artefacts can be appended to (a local or shared POSIX
+filesystem, :func:`can_append`), every answer is appended to the task attempt's own
+log as it arrives, one JSON line in one ``write`` call: at a kill only the calls in
+flight are lost. Elsewhere (object stores, the ``/dbfs`` and ``/Volumes`` mounts) the
+answers go to small Parquet files: when ``inference.progress_rows`` answers are
+waiting, every ``inference.progress_seconds`` (a timer thread, so a pause between
+answers still commits what came before it), and when the task ends, also when it
+fails; at a kill, the answers of the last interval per task are lost too.
 
 **Where.** ``<cache root>/_progress/<step key>/part-<writer>-p<partition>-a<attempt
-number>-t<task attempt id>-<seq>.parquet``, beside the Delta cache
+number>-t<task attempt id>.jsonl`` (the log) or ``...-<seq>.parquet``, beside the Delta cache
 (``<artefacts>/_cache``). The step key is a hash of the request prefix (prompt hash,
 model, parameters), so a rerun of the same step finds the files of the killed run; the
 writer is a token of one :func:`~fmf_spark.inference.infer` call, so concurrent runs
@@ -44,6 +47,7 @@ deletes. Only the DataFrame API is used on the driver (Spark Connect safe).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -58,7 +62,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.fs as pafs
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
     from pyspark.sql.types import DataType, StructType
 
 log = get_logger(__name__)
@@ -74,14 +78,19 @@ class ProgressSpec:
     Attributes:
         location: the step's progress folder (:func:`progress_location`).
         writer: a token of this ``infer()`` call: the first part of every file name.
-        rows: commit when this many answers are waiting.
-        seconds: commit at least this often while answers are waiting.
+        rows: commit when this many answers are waiting (batch mode).
+        seconds: commit at least this often while answers are waiting (batch mode).
+        append: commit every answer as it arrives, one line of the task's log
+            (:func:`can_append`); else in batches of Parquet files.
     """
 
     location: str
     writer: str
     rows: int
     seconds: float
+    #: append each answer to the task's log as it arrives (a plain local or shared
+    #: filesystem); False: Parquet files of ``rows`` answers (stores that cannot append)
+    append: bool = False
 
 
 def progress_location(cache_path: str, request_prefix: str) -> str:
@@ -108,7 +117,20 @@ def progress_spec(
     except (ValueError, OSError, ImportError) as exc:
         log.warning("no durable progress for %s: %s", location, exc)
         return None
-    return ProgressSpec(location, uuid.uuid4().hex[:12], rows, seconds)
+    return ProgressSpec(location, uuid.uuid4().hex[:12], rows, seconds, can_append(location))
+
+
+#: FUSE mounts of Databricks that refuse appends (DBFS, Unity Catalog volumes)
+_NO_APPEND_MOUNTS = ("/dbfs/", "/Volumes/")
+
+
+def can_append(location: str) -> bool:
+    """Whether answers can be appended one by one to a log file at ``location``: a plain
+    local (or shared POSIX) filesystem. Object stores have no append (one PUT per
+    commit), and the ``/dbfs`` and ``/Volumes`` mounts refuse appends: those commit
+    Parquet files in batches."""
+    path = local_path(location)
+    return path is not None and not f"{path.absolute()}/".startswith(_NO_APPEND_MOUNTS)
 
 
 # --- files ------------------------------------------------------------------------------
@@ -172,6 +194,47 @@ def _file_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+#: the name ending of a task attempt's answer log (append mode)
+LOG_SUFFIX = ".jsonl"
+_TIME_FIELDS = ("started_at", "sent_at", "ended_at")
+
+
+def _json_default(value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _log_line(row: dict[str, Any]) -> bytes:
+    """One answer as one line of JSON (``status`` last: a cut line never reads as ok)."""
+    ordered = {k: v for k, v in row.items() if k != "status"}
+    ordered["status"] = row.get("status")
+    text = json.dumps(ordered, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8")
+
+
+def _log_rows(data: bytes) -> list[dict[str, Any]]:
+    """The whole answers of a log (a last line cut by a kill is skipped), timestamps
+    as they were written."""
+    from datetime import datetime
+
+    rows = []
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is not whole
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        for name in _TIME_FIELDS:
+            if row.get(name) is not None:
+                row[name] = datetime.fromisoformat(row[name])
+        if row.get("rate_limited_at"):
+            row["rate_limited_at"] = [datetime.fromisoformat(t) for t in row["rate_limited_at"]]
+        rows.append(row)
+    return rows
+
+
 # --- the executor side ------------------------------------------------------------------
 
 
@@ -197,10 +260,20 @@ class TaskProgress:
     _warned: bool = False
     committed: int = 0
 
+    _log_fd: int | None = field(default=None, repr=False)
+
     def __post_init__(self) -> None:
         self._fs, self._dir = _filesystem(self.spec.location)
+        if self.spec.append:
+            return  # every answer is written as it arrives: no batches, no timer
         self._timer = threading.Thread(target=self._tick, name="fmf-progress", daemon=True)
         self._timer.start()
+
+    @property
+    def log_name(self) -> str:
+        """The name of this attempt's log (append mode): one per task attempt, so two
+        attempts (a retry, a speculative copy) never append to the same file."""
+        return f"{self.partition_prefix}a{self.attempt}-t{self.task_attempt_id}{LOG_SUFFIX}"
 
     @property
     def partition_prefix(self) -> str:
@@ -216,9 +289,16 @@ class TaskProgress:
         answers: dict[str, dict[str, Any]] = {}
         for info in self._fs.get_file_info(selector):
             name = _file_name(info.path)
-            if not (name.startswith(self.partition_prefix) and name.endswith(".parquet")):
+            if not name.startswith(self.partition_prefix):
                 continue
-            for row in pq.read_table(info.path, filesystem=self._fs).to_pylist():
+            if name.endswith(".parquet"):
+                rows = pq.read_table(info.path, filesystem=self._fs).to_pylist()
+            elif name.endswith(LOG_SUFFIX):
+                with self._fs.open_input_stream(info.path) as stream:
+                    rows = _log_rows(stream.read())
+            else:
+                continue
+            for row in rows:
                 answers[row["request_id"]] = row
         if answers:
             log.info(
@@ -235,6 +315,9 @@ class TaskProgress:
 
         if row.get("status") != STATUS_OK:
             return row  # failures are called again, as the cache does
+        if self.spec.append:
+            self._append(row)
+            return row
         with self._lock:
             self._buffer.append(row)
             full = len(self._buffer) >= self.spec.rows
@@ -285,12 +368,38 @@ class TaskProgress:
         while not self._stop.wait(self.spec.seconds):
             self.flush()
 
+    def _append(self, row: dict[str, Any]) -> None:
+        """Append one answer to this attempt's log: one line, one ``write`` call.
+
+        Once ``write`` returns, the line is in the operating system's file cache: it
+        survives the death of every process of the run (``kill -9``, a pre-empted
+        driver, an executor lost), not a crash of the machine itself (no ``fsync``:
+        the machine's local disk is gone with it on most clusters anyway)."""
+        line = _log_line(row)
+        with self._lock:
+            try:
+                if self._log_fd is None:
+                    os.makedirs(self._dir, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+                    self._log_fd = os.open(f"{self._dir}/{self.log_name}", flags, 0o644)
+                os.write(self._log_fd, line)
+            except OSError as exc:  # storage trouble must not fail the calls
+                if not self._warned:
+                    self._warned = True
+                    log.warning("could not commit progress to %s: %s", self._dir, exc)
+                return
+            self.committed += 1
+
     def close(self) -> None:
         """Stop the timer and commit what is left."""
         self._stop.set()
         if self._timer is not None:
             self._timer.join()
         self.flush()
+        with self._lock:
+            if self._log_fd is not None:
+                os.close(self._log_fd)
+                self._log_fd = None
 
 
 def open_task_progress(spec: ProgressSpec | None) -> TaskProgress | None:
@@ -316,12 +425,20 @@ def _read_files(spark: SparkSession, location: str) -> DataFrame | None:
 
     from fmf_spark.schemas import TIMED_INFERENCE_RESULT_SCHEMA
 
+    def reader(glob: str) -> DataFrameReader:
+        return spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).option("pathGlobFilter", glob)
+
     try:
-        files = spark.read.schema(TIMED_INFERENCE_RESULT_SCHEMA).parquet(location)
-        files.schema  # noqa: B018 - resolving the relation is what fails for a missing folder
+        batches = reader("*.parquet").parquet(location)
+        logs = reader(f"*{LOG_SUFFIX}").json(location)
+        logs.schema  # noqa: B018 - resolving the relation is what fails for a missing folder
     except AnalysisException:
         return None
-    return files.select("*", F.col("_metadata.file_path").alias("file"))
+    return (
+        batches.select("*", F.col("_metadata.file_path").alias("file"))
+        # a line cut by a kill reads as nulls: never as an answer
+        .unionByName(logs.select("*", F.col("_metadata.file_path").alias("file")))
+    )
 
 
 def _answers(files: DataFrame) -> DataFrame:
@@ -359,6 +476,7 @@ def fold_progress(
     cache_path: str,
     request_prefix: str,
     constants: dict[str, str],
+    fresh: DataFrame | None = None,
 ) -> int:
     """Move a step's progress files into the Delta cache; return how many were folded.
 
@@ -372,6 +490,8 @@ def fold_progress(
         request_prefix: the step's request prefix (names its progress folder).
         constants: the step's OUTPUTS_SCHEMA constants: ``step``, ``prompt_id``,
             ``prompt_version``, ``prompt_hash``, ``model``.
+        fresh: the step's saved answers of this run (OUTPUTS_SCHEMA), appended in the
+            same commit where the cache lacks them: one cache commit per step.
     """
     from pyspark.sql import functions as F
 
@@ -380,27 +500,37 @@ def fold_progress(
 
     location = progress_location(cache_path, request_prefix)
     files = _read_files(spark, location)
-    if files is None:
+    names = (
+        []
+        if files is None
+        else sorted(r["file"] for r in files.select("file").distinct().collect())
+    )
+    columns = OUTPUTS_SCHEMA.fieldNames()
+    parts = [] if fresh is None else [fresh.select(*columns)]
+    if files is not None and names:
+        answers = _answers(files.where(F.col("file").isin(names)))
+        values = {**constants, "doc_id": None, "chunk_id": None}
+        parts.append(
+            answers.select(
+                *[
+                    (F.lit(values[f.name]) if f.name in values else F.col(f.name))
+                    .cast(f.dataType)
+                    .alias(f.name)
+                    for f in OUTPUTS_SCHEMA.fields
+                ]
+            )
+        )
+    if not parts:
         return 0
-    names = sorted(r["file"] for r in files.select("file").distinct().collect())
-    if not names:
-        return 0
-    answers = _answers(files.where(F.col("file").isin(names)))
+    rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    rows = rows.dropDuplicates(["request_id"])
     cached = read_cache(spark, cache_path)
     if cached is not None:
-        answers = answers.join(cached.select("request_id"), "request_id", "left_anti")
-    values = {**constants, "doc_id": None, "chunk_id": None}
-    rows = answers.select(
-        *[
-            (F.lit(values[f.name]) if f.name in values else F.col(f.name))
-            .cast(f.dataType)
-            .alias(f.name)
-            for f in OUTPUTS_SCHEMA.fields
-        ]
-    )
+        rows = rows.join(cached.select("request_id"), "request_id", "left_anti")
     rows.write.format("delta").mode("append").save(cache_path)
-    _delete(spark, names)
-    log.info("folded %d progress files of %s into the cache", len(names), location)
+    if names:
+        _delete(spark, names)
+        log.info("folded %d progress files of %s into the cache", len(names), location)
     return len(names)
 
 

@@ -238,7 +238,10 @@ def _page_starts(metadata: dict[str, str] | None) -> list[int] | None:
 
 
 def fused_partition(
-    connector: DataConnector, cfg: ProcessingConfig, plugins: Sequence[str] = ()
+    connector: DataConnector,
+    cfg: ProcessingConfig,
+    plugins: Sequence[str] = (),
+    schema: StructType | None = None,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The ``mapInPandas`` function of :func:`read_parse_chunk` (listing -> fused rows).
 
@@ -246,6 +249,10 @@ def fused_partition(
     The bytes and the text never cross to the JVM and back between the stages, which
     is what three chained ``mapInPandas`` cost (each one a worker, an Arrow copy each
     way and a pandas round trip per row).
+
+    ``schema``: the fused schema plus a ``source_key`` column (the parse cache of
+    :func:`fmf_spark.processing.pipeline.process`): every row of a file carries the
+    ``source_key`` of its listing row.
     """
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -257,7 +264,8 @@ def fused_partition(
         prepare_on_executor(connector)
         import_plugins(plugins)  # third-party loaders register in this worker too
         token_counter(cfg.chunking.encoding)  # load the BPE tables once per partition
-        columns = fused_schema().fieldNames()
+        columns = (schema or fused_schema()).fieldNames()
+        keyed = "source_key" in columns
         # every row names every column: a key left out would reach Arrow as NaN, which
         # the struct and map converters reject
         empty = dict.fromkeys(columns)
@@ -265,6 +273,7 @@ def fused_partition(
         chars = 0
         for batch in batches:
             for rec in batch.to_dict("records"):
+                first = len(rows)
                 read = read_resource(connector, info_from_record(rec))
                 for row, doc in _with_children(read, cfg):
                     rows.append({**empty, **row, "kind": "document"})
@@ -296,6 +305,9 @@ def fused_partition(
                                 "metadata": c.metadata,
                             }
                         )
+                if keyed:
+                    for row in rows[first:]:
+                        row["source_key"] = rec["source_key"]
                 if chars >= _FUSED_BATCH_CHARS:
                     yield _fused_frame(pd, rows, columns)
                     rows, chars = [], 0

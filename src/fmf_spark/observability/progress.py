@@ -305,11 +305,11 @@ def _status_tracker(spark: Any) -> Callable[[], tuple[int, int] | None] | None:
     """Finished/total tasks of the active stages, or ``None`` (Spark Connect: no tracker)."""
     if spark is None:
         return None
-    try:
-        from pyspark.sql.utils import is_remote
+    from fmf_spark.spark import is_connect
 
-        if is_remote():  # Spark Connect: no sparkContext; progress goes on without tasks
-            return None
+    if is_connect(spark):  # Spark Connect: no sparkContext; progress goes on without tasks
+        return None
+    try:
         tracker = spark.sparkContext.statusTracker()
     except Exception:  # Spark Connect: no sparkContext; progress goes on without tasks
         return None

@@ -224,7 +224,8 @@ def default_parallelism(spark: SparkSession) -> int:
         return int(spark.sparkContext.defaultParallelism)
     from pyspark.sql import functions as F
 
-    row = spark.range(0, 1 << 16).select(F.max(F.spark_partition_id())).first()
+    ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+    row = ids.agg(F.max("p")).first()
     return int(row[0]) + 1 if row is not None and row[0] is not None else 1
 
 

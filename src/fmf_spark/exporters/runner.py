@@ -120,7 +120,7 @@ class Sink:
         """Stream the outputs Delta table at ``input_path`` into this sink.
 
         Args:
-            spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
+            spark: the session, classic or Spark Connect (see the module docstring).
             input_path: the outputs table, ``artefacts/<run_id>/outputs``.
             run_id: the run being exported (object names and paths use it).
             checkpoint_root: where per-sink checkpoints go (default next to
@@ -200,7 +200,7 @@ def export_table(
     """Build the sink ``sink_name``, precheck it, export the outputs table into it.
 
     Args:
-        spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
+        spark: the session, classic or Spark Connect (see the module docstring).
         config: the fmf config; ``config.exporters[sink_name]`` describes the sink.
         sink_name: a key of ``exporters`` in ``fmf.yaml``.
         input_path: the outputs table, ``artefacts/<run_id>/outputs``.

@@ -21,8 +21,8 @@ Sources, all read on the driver:
 - Spark tasks done of total, from the status tracker of a classic session. Spark
   Connect has no ``sparkContext``: the tasks part is then left out, never an error.
 
-With ``inference.limiter: static`` there is no broker, so a step shows tasks (classic)
-or its elapsed time only.
+With the static limiter (``inference.limiter: static``, or ``auto`` under Spark
+Connect) there is no broker, so a step shows tasks (classic) or its elapsed time only.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,7 +200,11 @@ def connect_session(
     if config is not None:
         builder = builder.appName(config.spark.app_name)
     log.info("using a Spark Connect session (%s)", remote.split(";")[0])
-    session: SparkSession = builder.getOrCreate()
+    with warnings.catch_warnings():
+        # the local server starts with all of the conf; the client then sets it again on
+        # the session, and warns for every key that is not a runtime SQL conf
+        warnings.filterwarnings("ignore", message=r"(Failed to set|The SQL config)", category=UserWarning)
+        session: SparkSession = builder.getOrCreate()
     return session
 
 

@@ -203,7 +203,9 @@ def connect_session(
     with warnings.catch_warnings():
         # the local server starts with all of the conf; the client then sets it again on
         # the session, and warns for every key that is not a runtime SQL conf
-        warnings.filterwarnings("ignore", message=r"(Failed to set|The SQL config)", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"(Failed to set|The SQL config)", category=UserWarning
+        )
         session: SparkSession = builder.getOrCreate()
     return session
 
@@ -462,7 +464,12 @@ def materialise(df: DataFrame, scratch: str) -> DataFrame:
     try:
         return df.localCheckpoint(eager=True)
     except NotImplementedError:  # PySparkNotImplementedError subclasses it (Connect 3.5)
-        pass
+        return materialise_as_files(df, scratch)
+
+
+def materialise_as_files(df: DataFrame, scratch: str) -> DataFrame:
+    """:func:`materialise` without ``localCheckpoint``: ``df`` written once as Parquet to
+    a new folder under ``scratch``, and read back from there."""
     import uuid
 
     from fmf_spark.storage import join_uri

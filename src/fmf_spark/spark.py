@@ -461,6 +461,9 @@ def materialise(df: DataFrame, scratch: str) -> DataFrame:
     Example:
         >>> answers = materialise(calls_df, "artefacts/r1/_scratch")  # doctest: +SKIP
     """
+    # looked up on the class: a Connect DataFrame resolves unknown attributes as columns
+    if getattr(type(df), "localCheckpoint", None) is None:
+        return materialise_as_files(df, scratch)
     try:
         return df.localCheckpoint(eager=True)
     except NotImplementedError:  # PySparkNotImplementedError subclasses it (Connect 3.5)

@@ -29,7 +29,8 @@ from tests.chains.helpers import ROOT
 from tests.servers.moto import aws_test_env
 from tests.servers.spark_connect import spark_connect_server
 
-pytestmark = pytest.mark.slow
+# two CLI runs and a server start: minutes on a busy 2-core machine (a safety net, not a check)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 BUCKET = "fmf-connect"
 

@@ -16,10 +16,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,34 +40,38 @@ def spark_connect_server(env: dict[str, str] | None = None) -> Iterator[str]:
     """Start the server; yield its ``sc://127.0.0.1:<port>`` URL; stop it."""
     port = _free_port()
     server_env = {**os.environ, **(env or {}), "PYSPARK_PYTHON": sys.executable}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.spark_connect", str(port)],
-        cwd=ROOT,
-        env=server_env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_ready(proc, port)
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()  # the server stops its session and exits
+    # its output goes to a file: a pipe nobody reads would block the server once full
+    with tempfile.TemporaryFile(mode="w+") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.servers.spark_connect", str(port)],
+            cwd=ROOT,
+            env=server_env,
+            stdin=subprocess.PIPE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _wait_ready(proc, port, output)
+            yield f"sc://127.0.0.1:{port}"
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()  # the server stops its session and exits
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen[str], port: int) -> None:
+def _wait_ready(proc: subprocess.Popen[str], port: int, output: IO[str]) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout is not None else ""
-            raise RuntimeError(f"the Spark Connect server exited ({proc.returncode}): {output}")
+            output.seek(0)
+            raise RuntimeError(
+                f"the Spark Connect server exited ({proc.returncode}): {output.read()}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return

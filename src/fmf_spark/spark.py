@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ from fmf_spark.observability.logging import get_logger
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from fmf_spark.config.models import FmfConfig
 
@@ -122,10 +123,10 @@ def get_spark(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     remote = config.spark.remote if config is not None else None
-    if remote:
-        return connect_session(remote, config)
     if verbose is None:
         verbose = verbose_from_env()
+    if remote:
+        return connect_session(remote, config, extra_conf=extra_conf, verbose=verbose)
 
     master, app_name, partitions, user_conf = "local[*]", "fmf_spark", 8, {}
     if config is not None:
@@ -139,15 +140,7 @@ def get_spark(
 
         os.environ.setdefault("SPARK_HOME", os.path.dirname(pyspark.__file__))
 
-    conf = {**LOCAL_DEFAULTS, "spark.sql.shuffle.partitions": str(partitions)}
-    conf.update(user_conf)
-    conf.update(extra_conf or {})
-    if conf.get("spark.jars"):
-        conf["spark.jars"] = expand_jars(conf["spark.jars"])
-    # jars named by the config (an image's baked jars) must hold Delta: add none of ours
-    jars = [] if brings_own_jars(conf) else delta_jars(conf, verbose=verbose)
-    conf = session_conf(conf, jars, verbose=verbose)
-
+    conf = local_conf(partitions, {**user_conf, **(extra_conf or {})}, verbose=verbose)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -155,9 +148,39 @@ def get_spark(
     return session
 
 
-def connect_session(remote: str, config: FmfConfig | None) -> SparkSession:
+def local_conf(partitions: int, user_conf: Mapping[str, str], *, verbose: bool) -> dict[str, str]:
+    """The conf of a session we start ourselves: our defaults, the user's conf, Delta's jars.
+
+    ``spark.sql.warehouse.dir`` goes to a folder under the temp dir, never the current
+    directory: resolving ``delta.`path``` in SQL creates the session catalog's default
+    database there (a stray ``spark-warehouse/`` where the user ran ``fmf``).
+    """
+    warehouse = Path(tempfile.gettempdir()) / "fmf_spark" / f"warehouse-{os.getpid()}"
+    conf = {
+        **LOCAL_DEFAULTS,
+        "spark.sql.shuffle.partitions": str(partitions),
+        "spark.sql.warehouse.dir": warehouse.as_uri(),
+    }
+    conf.update(user_conf)
+    if conf.get("spark.jars"):
+        conf["spark.jars"] = expand_jars(conf["spark.jars"])
+    # jars named by the config (an image's baked jars) must hold Delta: add none of ours
+    jars = [] if brings_own_jars(conf) else delta_jars(conf, verbose=verbose)
+    return session_conf(conf, jars, verbose=verbose)
+
+
+def connect_session(
+    remote: str,
+    config: FmfConfig | None,
+    *,
+    extra_conf: Mapping[str, str] | None = None,
+    verbose: bool = False,
+) -> SparkSession:
     """A Spark Connect session to ``remote`` (``spark.remote`` in the config).
 
+    ``remote`` is a ``sc://host:port`` URL, or ``local[N]``: pyspark then starts its own
+    local Connect server in this process, with the same conf as a local classic session
+    (Delta, quiet log, warehouse under the temp dir). A remote server keeps its own conf.
     The Connect client's modules come from the ``connect`` extra; a missing one fails here,
     before any Spark job, with the pip command that adds it.
     """
@@ -168,11 +191,49 @@ def connect_session(remote: str, config: FmfConfig | None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.remote(remote)
+    if remote.startswith("local"):
+        partitions = config.spark.shuffle_partitions if config is not None else 8
+        user_conf = dict(config.spark.conf) if config is not None else {}
+        conf = local_conf(partitions, {**user_conf, **(extra_conf or {})}, verbose=verbose)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
     if config is not None:
         builder = builder.appName(config.spark.app_name)
     log.info("using a Spark Connect session (%s)", remote.split(";")[0])
-    session: SparkSession = builder.getOrCreate()
+    with warnings.catch_warnings():
+        # the local server starts with all of the conf; the client then sets it again on
+        # the session, and warns for every key that is not a runtime SQL conf
+        warnings.filterwarnings(
+            "ignore", message=r"(Failed to set|The SQL config)", category=UserWarning
+        )
+        session: SparkSession = builder.getOrCreate()
     return session
+
+
+def is_connect(spark: object) -> bool:
+    """Whether ``spark`` (a session) is a Spark Connect session.
+
+    Under Connect the client is not the driver: no ``sparkContext``, RDD or JVM, and a
+    ``foreachBatch`` callback runs in a server-side Python process.
+    """
+    cls = type(spark)
+    return cls.__module__.startswith("pyspark.sql.connect")
+
+
+def default_parallelism(spark: SparkSession) -> int:
+    """The cluster's default parallelism, on classic and Spark Connect sessions alike.
+
+    Connect has no ``sparkContext``: ``spark.range`` without a partition count is split
+    into ``defaultParallelism`` partitions, so the highest partition id of a small range
+    tells it (one tiny job).
+    """
+    if not is_connect(spark):
+        return int(spark.sparkContext.defaultParallelism)
+    from pyspark.sql import functions as F
+
+    ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+    row = ids.agg(F.max("p")).first()
+    return int(row[0]) + 1 if row is not None and row[0] is not None else 1
 
 
 def session_conf(conf: dict[str, str], jars: list[str] | None, *, verbose: bool) -> dict[str, str]:
@@ -386,3 +447,37 @@ def _names_master(defaults: str) -> bool:
             return any(line.split(None, 1)[:1] == ["spark.master"] for line in handle)
     except OSError:
         return False
+
+
+def materialise(df: DataFrame, scratch: str) -> DataFrame:
+    """``df`` computed once, now: later actions on the result never recompute it.
+
+    ``localCheckpoint(eager=True)`` where the session has it (classic Spark, Spark
+    Connect 4.x); otherwise (Spark Connect 3.5) the rows are written once as Parquet to a
+    fresh folder under ``scratch`` (a path the cluster can write, e.g. the run's
+    artefacts) and read back from there, so a later action reads files and never runs
+    ``df``'s plan (and its model calls) again.
+
+    Example:
+        >>> answers = materialise(calls_df, "artefacts/r1/_scratch")  # doctest: +SKIP
+    """
+    # looked up on the class: a Connect DataFrame resolves unknown attributes as columns
+    if getattr(type(df), "localCheckpoint", None) is None:
+        return materialise_as_files(df, scratch)
+    try:
+        return df.localCheckpoint(eager=True)
+    except NotImplementedError:  # PySparkNotImplementedError subclasses it (Connect 3.5)
+        return materialise_as_files(df, scratch)
+
+
+def materialise_as_files(df: DataFrame, scratch: str) -> DataFrame:
+    """:func:`materialise` without ``localCheckpoint``: ``df`` written once as Parquet to
+    a new folder under ``scratch``, and read back from there."""
+    import uuid
+
+    from fmf_spark.storage import join_uri
+
+    path = join_uri(scratch, f"materialised-{uuid.uuid4().hex}")
+    df.write.mode("errorifexists").parquet(path)
+    log.debug("materialised through %s (no localCheckpoint in this session)", path)
+    return df.sparkSession.read.schema(df.schema).parquet(path)

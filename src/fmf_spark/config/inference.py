@@ -98,10 +98,11 @@ class InferenceConfig(StrictModel):
     providers: dict[str, ProviderEntry] = Field(default_factory=dict)
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     cache: bool = Field(default=True, description="Skip calls already answered (by request_id).")
-    limiter: Literal["broker", "static"] = Field(
-        default="broker",
+    limiter: Literal["auto", "broker", "static"] = Field(
+        default="auto",
         description="broker: one quota broker on the driver leases budget to every task; "
-        "static: each task gets quota / tasks (when executors cannot reach the driver).",
+        "static: each task gets quota / tasks (when executors cannot reach the driver); "
+        "auto: broker on a classic session, static on Spark Connect (no driver here).",
     )
     tasks: int | None = Field(
         default=None,

@@ -353,9 +353,10 @@ def listing_dataframe(
     from pyspark.sql.types import IntegerType, StructField, StructType
 
     from fmf_spark.schemas import LISTING_SCHEMA
+    from fmf_spark.spark import default_parallelism
 
     ordered = sorted(infos, key=lambda i: (-(i.size or 0), i.ref.path))
-    parallelism = spark.sparkContext.defaultParallelism
+    parallelism = default_parallelism(spark)
     n = num_partitions or max(1, min(len(ordered), parallelism * 4))
     with_slice = StructType([*LISTING_SCHEMA.fields, StructField("_slice", IntegerType(), False)])
     rows = [(*row, k % n) for k, row in enumerate(_info_rows(ordered))]

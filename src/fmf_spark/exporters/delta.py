@@ -9,13 +9,19 @@ the checkpoint: a *new* checkpoint gets a new app id, so its batches 0, 1, 2... 
 never mistaken for the old checkpoint's and silently skipped.
 
 Schema evolution is opt-in (``schema_evolution: true``): ``mergeSchema`` for append,
-``withSchemaEvolution()`` for MERGE. Without it a batch whose columns differ from the
-target fails with ``export.schema_mismatch``.
+``spark.databricks.delta.schema.autoMerge.enabled`` for MERGE. Without it a batch whose
+columns differ from the target fails with ``export.schema_mismatch``.
+
+Only SQL and the DataFrame API (``DESCRIBE HISTORY``, ``MERGE INTO`` from a temp view),
+no ``delta.tables.DeltaTable``: the Python ``DeltaTable`` needs the JVM on a classic
+session and a Delta Connect plugin on the server under Spark Connect, while SQL works
+on classic and Connect sessions, Spark 3.5 and 4.x alike.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+import uuid
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 EXPORTER_TYPE = "delta"
 _TXN_APP = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+_AUTO_MERGE = "spark.databricks.delta.schema.autoMerge.enabled"
 _MAX_CONFLICT_RETRIES = 3
 
 
@@ -65,36 +72,52 @@ class DeltaExporter:
     def target(self) -> str:
         return self.cfg.path or self.cfg.table or ""
 
+    @property
+    def _ref(self) -> str:
+        """The table in SQL: ``delta.`path``` or the catalog name."""
+        if self.cfg.path is not None:
+            return "delta.`{}`".format(self.cfg.path.replace("`", "``"))
+        return self.cfg.table or ""
+
     def precheck(self) -> None:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.getActiveSession()
         if spark is None or not self._exists(spark):
             return  # created by the first batch
-        table = self._table(spark)
-        missing = [k for k in self.cfg.key_fields if k not in table.toDF().columns]
+        missing = [k for k in self.cfg.key_fields if k not in self._target(spark).columns]
         if self.cfg.mode == "merge" and missing:
             raise ExportSchemaMismatch(
                 f"sink '{self.name}': target {self.target} lacks key column(s) {missing}"
             )
 
     def _exists(self, spark: SparkSession) -> bool:
-        from delta.tables import DeltaTable
+        if self.cfg.path is None:
+            return bool(spark.catalog.tableExists(self.cfg.table or ""))
+        try:
+            self._last_commit(spark)
+        except Exception:  # not a Delta table (yet): the first batch creates it
+            return False
+        return True
 
+    def _target(self, spark: SparkSession) -> DataFrame:
         if self.cfg.path is not None:
-            return bool(DeltaTable.isDeltaTable(spark, self.cfg.path))
-        return bool(spark.catalog.tableExists(self.cfg.table or ""))
+            return spark.read.format("delta").load(self.cfg.path)
+        return spark.table(self.cfg.table or "")
 
-    def _table(self, spark: SparkSession) -> Any:
-        from delta.tables import DeltaTable
-
-        if self.cfg.path is not None:
-            return DeltaTable.forPath(spark, self.cfg.path)
-        return DeltaTable.forName(spark, self.cfg.table or "")
+    def _last_commit(self, spark: SparkSession) -> tuple[int, dict[str, str]]:
+        """(version, operationMetrics) of the table's newest commit."""
+        row = (
+            spark.sql(f"DESCRIBE HISTORY {self._ref} LIMIT 1")
+            .select("version", "operationMetrics")
+            .first()
+        )
+        if row is None:
+            return -1, {}
+        return int(row[0]), dict(row[1] or {})
 
     def _version(self, spark: SparkSession) -> int:
-        row = self._table(spark).history(1).select("version").first()
-        return int(row[0]) if row is not None else -1
+        return self._last_commit(spark)[0]
 
     def write_batch(self, df: DataFrame, ctx: BatchContext) -> BatchResult:
         spark = df.sparkSession
@@ -128,44 +151,42 @@ class DeltaExporter:
         else:
             writer.saveAsTable(self.cfg.table or "")
         # counted from the commit's metrics, not by reading the batch a second time
-        last = self._table(spark).history(1).select("version", "operationMetrics").first()
-        if last is None or (existed and int(last[0]) == before):
+        last, metrics = self._last_commit(spark)
+        if last < 0 or (existed and last == before):
             return BatchResult(skipped=True)
-        return BatchResult(written=int((last[1] or {}).get("numOutputRows", 0)))
+        return BatchResult(written=int(metrics.get("numOutputRows", 0)))
 
     def _merge(self, df: DataFrame, spark: SparkSession, app_id: str, version: int) -> BatchResult:
         keys = self.cfg.key_fields
         cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        if not self.cfg.schema_evolution:
+            _check_same_columns(df, self._target(spark), self.name, self.target)
         before = self._version(spark)
-        builder = (
-            self._table(spark)
-            .alias("t")
-            .merge(df.alias("s"), cond)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-        )
+        view = f"fmf_merge_{uuid.uuid4().hex}"
+        df.createOrReplaceTempView(view)
+        # The txn confs (and schema evolution) are read by MERGE from this batch's session.
+        confs = {_TXN_APP: app_id, _TXN_VERSION: str(version)}
         if self.cfg.schema_evolution:
-            builder = builder.withSchemaEvolution()
-        else:
-            _check_same_columns(df, self._table(spark).toDF(), self.name, self.target)
-        # The txn confs are read by the MERGE command from the session of this batch.
-        spark.conf.set(_TXN_APP, app_id)
-        spark.conf.set(_TXN_VERSION, str(version))
+            confs[_AUTO_MERGE] = "true"
+        for key, value in confs.items():
+            spark.conf.set(key, value)
         try:
-            result = builder.execute()
-            metrics = result.first() if result is not None else None
+            metrics = spark.sql(
+                f"MERGE INTO {self._ref} AS t USING {view} AS s ON {cond} "
+                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            ).first()
         finally:
-            spark.conf.unset(_TXN_APP)
-            spark.conf.unset(_TXN_VERSION)
-        if self._version(spark) == before:
+            for key in confs:
+                spark.conf.unset(key)
+            spark.catalog.dropTempView(view)
+        last, commit = self._last_commit(spark)
+        if last == before:
             return BatchResult(skipped=True)
-        if metrics is not None:
+        if metrics is not None and "num_inserted_rows" in metrics.asDict():
             inserted = int(metrics["num_inserted_rows"])
             updated = int(metrics["num_updated_rows"])
         else:
-            # delta-spark 3 (Spark 3.5): execute() returns None; the commit holds the counts
-            last = self._table(spark).history(1).select("operationMetrics").first()
-            commit = (last[0] if last is not None else None) or {}
+            # a MERGE without a metrics row (older Delta): the commit holds the counts
             inserted = int(commit.get("numTargetRowsInserted", 0))
             updated = int(commit.get("numTargetRowsUpdated", 0))
         return BatchResult(written=inserted + updated, updated=updated)

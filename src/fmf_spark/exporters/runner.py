@@ -9,10 +9,14 @@ idempotent (Delta ``txnAppId``/``txnVersion``, deterministic S3 object names, up
 key), so the sink ends up holding each row exactly once. ``trigger(availableNow=True)``
 processes what exists now and stops, so this is a batch job with a checkpoint.
 
-Classic Spark only, for now: ``foreachBatch`` runs in this driver process, so the
-batch callback shares the counts and the query id with this function. Under Spark
-Connect (Databricks shared/serverless compute) the callback runs in another process;
-that mode is refused with a clear error until the counts travel another way.
+On a classic session ``foreachBatch`` runs in this driver process, so the batch
+callback shares the counts and the query id with this function. Under Spark Connect
+(Databricks serverless and standard access mode, ``spark.remote``) the callback is
+pickled and runs in a Python process next to the server, so nothing it does reaches
+this process's memory: it reads the query id from the checkpoint's ``metadata`` file,
+and each batch appends its counts (or its error) to a small Delta table next to the
+checkpoint (``<checkpoint>/_fmf_batches``), tagged with an id of this call; this
+function reads its own rows back once the query has stopped.
 
 Checkpoints live per sink: ``<checkpoint_root>/<sink>``; the default root is
 ``artefacts/<run_id>/_checkpoints/export`` (the run folder holding ``outputs/``).
@@ -25,11 +29,13 @@ call.
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fmf_spark.errors import ConfigError, ExportError, FmfError
+from fmf_spark.errors import ConfigError, ExportError, FmfError, recover_error
 from fmf_spark.exporters.base import (
     BatchContext,
     BatchResult,
@@ -40,6 +46,7 @@ from fmf_spark.exporters.base import (
 )
 from fmf_spark.exporters.frames import dedup_latest
 from fmf_spark.observability.logging import get_logger
+from fmf_spark.spark import is_connect
 from fmf_spark.storage import join_uri, parent_uri
 
 if TYPE_CHECKING:
@@ -113,7 +120,7 @@ class Sink:
         """Stream the outputs Delta table at ``input_path`` into this sink.
 
         Args:
-            spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
+            spark: the session, classic or Spark Connect (see the module docstring).
             input_path: the outputs table, ``artefacts/<run_id>/outputs``.
             run_id: the run being exported (object names and paths use it).
             checkpoint_root: where per-sink checkpoints go (default next to
@@ -122,10 +129,11 @@ class Sink:
         Raises:
             ExportError: the sink failed; rerun the same call to resume where it stopped.
         """
-        _refuse_spark_connect()
         checkpoint = self.config.checkpoint or default_checkpoint(
             input_path, self.name, checkpoint_root
         )
+        if is_connect(spark):
+            return self._export_connect(spark, input_path, run_id, checkpoint)
         writer = _BatchWriter(self, run_id, errors_location(input_path, self.name))
         query = (
             _read_outputs(spark, self.config, input_path)
@@ -139,6 +147,44 @@ class Sink:
         _await(query, writer, self.name, checkpoint)
         log.info("export %s done: %s", self.name, writer.result.as_dict())
         return writer.result
+
+    def _export_connect(
+        self, spark: SparkSession, input_path: str, run_id: str, checkpoint: str
+    ) -> ExportResult:
+        """The same stream under Spark Connect: counts come back through the ledger."""
+        writer = _RemoteBatchWriter(
+            self, run_id, errors_location(input_path, self.name), checkpoint, uuid.uuid4().hex
+        )
+        query = (
+            _read_outputs(spark, self.config, input_path)
+            .writeStream.queryName(f"fmf_export_{self.name}_{run_id}".replace("-", "_"))
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .foreachBatch(writer)
+            .start()
+        )
+        failure: Exception | None = None
+        try:
+            query.awaitTermination()
+        except Exception as exc:
+            failure = exc
+        finally:
+            if query.isActive:
+                query.stop()
+        result, error = writer.collect(spark)
+        if failure is not None:
+            raised = recover_error(failure)
+            if raised is None and error is not None:
+                raised = ExportError(error[1], code=error[0])
+            if isinstance(raised, FmfError):
+                raise raised from failure
+            raise ExportError(
+                f"export to '{self.name}' failed in batch processing: {_first_line(failure)}",
+                hint="rerun the same export: it resumes from the checkpoint " + checkpoint,
+                retryable=True,
+            ) from failure
+        log.info("export %s done: %s", self.name, result.as_dict())
+        return result
 
 
 def export_table(
@@ -154,7 +200,7 @@ def export_table(
     """Build the sink ``sink_name``, precheck it, export the outputs table into it.
 
     Args:
-        spark: the session (classic Spark: ``foreachBatch`` runs in this driver process).
+        spark: the session, classic or Spark Connect (see the module docstring).
         config: the fmf config; ``config.exporters[sink_name]`` describes the sink.
         sink_name: a key of ``exporters`` in ``fmf.yaml``.
         input_path: the outputs table, ``artefacts/<run_id>/outputs``.
@@ -175,21 +221,9 @@ def export_table(
         >>> result.as_dict()["rows_written"]  # doctest: +SKIP
         120
     """
-    _refuse_spark_connect()
     sink = Sink.build(sink_name, config, resolver)
     sink.precheck()
     return sink.export(spark, input_path, run_id=run_id, checkpoint_root=checkpoint_root)
-
-
-def _refuse_spark_connect() -> None:
-    from pyspark.sql.utils import is_remote
-
-    if is_remote():
-        raise ExportError(
-            "export_table does not support Spark Connect sessions yet",
-            code="export.unsupported",
-            hint="run the export on a classic (single-user / job) cluster",
-        )
 
 
 def _read_outputs(spark: SparkSession, cfg: ExporterConfig, input_path: str) -> DataFrame:
@@ -257,6 +291,133 @@ class _BatchWriter:
             batch.failed,
             " (already committed, skipped)" if batch.skipped else "",
         )
+
+
+#: one row per micro-batch a Connect export processed (see the module docstring)
+_LEDGER_DDL = (
+    "call_id STRING, stream_id STRING, batch_id BIGINT, written BIGINT, updated BIGINT, "
+    "failed BIGINT, retries BIGINT, skipped BOOLEAN, errors_path STRING, "
+    "error_code STRING, error_message STRING"
+)
+
+
+@dataclass
+class _RemoteBatchWriter:
+    """The ``foreachBatch`` callback under Spark Connect: it runs next to the server.
+
+    It is pickled with the sink (secrets already resolved, as for executors) and shares
+    no memory with :meth:`Sink.export`: the query id comes from the checkpoint, the
+    counts and a batch's error go to the ledger table, tagged with ``call_id``.
+    """
+
+    sink: Sink
+    run_id: str
+    errors_path: str
+    checkpoint: str
+    call_id: str
+    _stream_id: str = field(default="", init=False)
+
+    @property
+    def ledger(self) -> str:
+        return join_uri(self.checkpoint, "_fmf_batches")
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        spark = batch_df.sparkSession
+        batch_id = int(batch_id)
+        try:
+            ctx = BatchContext(run_id=self.run_id, batch_id=batch_id, stream_id=self._stream(spark))
+            dedup = dedup_latest(self.sink.config.key_fields, self.sink.config.order_column)
+            batch = self.sink.exporter.write_batch(batch_df.transform(dedup), ctx)
+            if batch.failures:
+                _write_failures(spark, batch, ctx, self.errors_path)
+            failpoint("export.after_batch_written", sink=self.sink.name, batch_id=batch_id)
+        except Exception as exc:
+            code = exc.code if isinstance(exc, FmfError) else "export.failed"
+            try:
+                self._record(spark, batch_id, BatchResult(), (code, _first_line(exc)))
+            except Exception as ledger_exc:  # the batch's own error matters more
+                log.warning("export %s: cannot record the error: %s", self.sink.name, ledger_exc)
+            raise
+        self._record(spark, batch_id, batch, None)
+        log.info(
+            "export %s batch %d: %d written, %d updated, %d failed%s",
+            self.sink.name,
+            batch_id,
+            batch.written,
+            batch.updated,
+            batch.failed,
+            " (already committed, skipped)" if batch.skipped else "",
+        )
+
+    def _stream(self, spark: SparkSession) -> str:
+        """The query id: Spark writes it to ``<checkpoint>/metadata`` before batch 0."""
+        if not self._stream_id:
+            row = spark.read.text(join_uri(self.checkpoint, "metadata")).first()
+            if row is None:
+                raise ExportError(f"no query id in the checkpoint {self.checkpoint}")
+            self._stream_id = str(json.loads(row[0])["id"])
+        return self._stream_id
+
+    def _record(
+        self,
+        spark: SparkSession,
+        batch_id: int,
+        batch: BatchResult,
+        error: tuple[str, str] | None,
+    ) -> None:
+        row = (
+            self.call_id,
+            self._stream_id,
+            batch_id,
+            batch.written,
+            batch.updated,
+            batch.failed,
+            batch.retries,
+            batch.skipped,
+            self.errors_path if batch.failures else None,
+            None if error is None else error[0],
+            None if error is None else error[1],
+        )
+        (
+            spark.createDataFrame([row], _LEDGER_DDL)
+            .write.format("delta")
+            .mode("append")
+            .save(self.ledger)
+        )
+
+    def collect(self, spark: SparkSession) -> tuple[ExportResult, tuple[str, str] | None]:
+        """This call's counts, and the (code, message) of a batch that failed."""
+        from pyspark.sql import functions as F
+
+        result = ExportResult(sink=self.sink.name)
+        try:
+            rows = (
+                spark.read.format("delta")
+                .load(self.ledger)
+                .where(F.col("call_id") == self.call_id)
+                .orderBy("batch_id")
+                .collect()
+            )
+        except Exception as exc:  # no ledger: no batch ran (nothing new to export)
+            log.debug("export %s: no batch ledger at %s (%s)", self.sink.name, self.ledger, exc)
+            return result, None
+        error: tuple[str, str] | None = None
+        for row in rows:
+            if row["error_code"] is not None:
+                error = (row["error_code"], row["error_message"] or "")
+                continue
+            result.add(
+                BatchResult(
+                    written=row["written"],
+                    updated=row["updated"],
+                    failed=row["failed"],
+                    retries=row["retries"],
+                    skipped=row["skipped"],
+                )
+            )
+            if row["errors_path"]:
+                result.errors_path = row["errors_path"]
+        return result, error
 
 
 def _await(query: StreamingQuery, writer: _BatchWriter, sink: str, checkpoint: str) -> None:

@@ -16,7 +16,8 @@ The flow of :func:`infer`:
    earlier attempts committed (:mod:`fmf_spark.inference.progress_store`); the
    progress a killed run left counts as cache in step 1.
 3. The answers are joined back to every input row and the result is materialised once
-   (``localCheckpoint``), so later actions on it never call the model again and a
+   (``localCheckpoint``, or Parquet under Spark Connect 3.5: :func:`~fmf_spark.spark.materialise`),
+   so later actions on it never call the model again and a
    rewrite of the cache table does not change it.
 
 Every input row gives exactly one output row (:data:`~fmf_spark.schemas.OUTPUTS_SCHEMA`);
@@ -54,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fmf_spark.errors import InferenceError, InvalidRequest, QuotaExhausted
+from fmf_spark.errors import ConfigError, InferenceError, InvalidRequest, QuotaExhausted
 from fmf_spark.inference.base import Completion, CompletionParams, parse_messages
 from fmf_spark.inference.cache import read_cache
 from fmf_spark.inference.client import RetryingClient, RetryPolicy
@@ -74,6 +75,8 @@ from fmf_spark.observability.logging import get_logger
 from fmf_spark.observability.progress import current as current_progress
 from fmf_spark.observability.redaction import redact
 from fmf_spark.observability.telemetry import TaskTelemetry, task_telemetry
+from fmf_spark.spark import default_parallelism, is_connect, materialise
+from fmf_spark.storage import join_uri, parent_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -340,6 +343,14 @@ def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -
     quota = runtime.quota()
     if quota is None:
         return None
+    if is_connect(spark):
+        # the client is not the driver: executors cannot reach a broker in this process
+        if mode == "broker":
+            raise ConfigError(
+                "inference.limiter: broker needs a classic session; this is Spark Connect",
+                hint="set inference.limiter: auto (or static): each task paces at quota / tasks",
+            )
+        mode = "static"
     if mode == "static":
         return quota.divided(tasks)
     bind, advertise = _broker_host(spark)
@@ -347,6 +358,14 @@ def _limiter_spec(spark: Any, runtime: ProviderRuntime, mode: str, tasks: int) -
     key = _bucket_key(runtime)
     broker.register(key, quota)
     return broker.client_spec(key, advertise)
+
+
+def _scratch(spark: Any, cache_path: str | None) -> str:
+    """Where :func:`~fmf_spark.spark.materialise` may write when it cannot checkpoint."""
+    if cache_path:
+        return join_uri(parent_uri(cache_path), "_scratch")
+    warehouse = str(spark.conf.get("spark.sql.warehouse.dir", "spark-warehouse"))
+    return join_uri(warehouse, "_fmf_scratch")
 
 
 def _nullable(name: str) -> Any:
@@ -494,7 +513,7 @@ def _plan_task(
     spark: SparkSession, step: InferenceStep, runtime: ProviderRuntime, config: FmfConfig
 ) -> tuple[_Task, int]:
     """The task every partition runs, and how many partitions call at once."""
-    tasks = config.inference.tasks or spark.sparkContext.defaultParallelism
+    tasks = config.inference.tasks or default_parallelism(spark)
     task = _Task(
         runtime=runtime,
         step=step,
@@ -587,7 +606,7 @@ def infer(
     # Materialise once: the calls happen here, and later actions (or a rewrite of the
     # cache table) never change or recompute the answers.
     timed = _outputs(keyed, _answers(todo, cached, task, tasks), step, runtime.model)
-    timed = timed.localCheckpoint(eager=True)
+    timed = materialise(timed, _scratch(spark, cache_path))
     out = timed.drop(*INFERENCE_TIMING_COLUMNS)
     log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
     if requests_path is not None:

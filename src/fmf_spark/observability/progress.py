@@ -21,8 +21,8 @@ Sources, all read on the driver:
 - Spark tasks done of total, from the status tracker of a classic session. Spark
   Connect has no ``sparkContext``: the tasks part is then left out, never an error.
 
-With ``inference.limiter: static`` there is no broker, so a step shows tasks (classic)
-or its elapsed time only.
+With the static limiter (``inference.limiter: static``, or ``auto`` under Spark
+Connect) there is no broker, so a step shows tasks (classic) or its elapsed time only.
 """
 
 from __future__ import annotations
@@ -305,11 +305,11 @@ def _status_tracker(spark: Any) -> Callable[[], tuple[int, int] | None] | None:
     """Finished/total tasks of the active stages, or ``None`` (Spark Connect: no tracker)."""
     if spark is None:
         return None
-    try:
-        from pyspark.sql.utils import is_remote
+    from fmf_spark.spark import is_connect
 
-        if is_remote():  # Spark Connect: no sparkContext; progress goes on without tasks
-            return None
+    if is_connect(spark):  # Spark Connect: no sparkContext; progress goes on without tasks
+        return None
+    try:
         tracker = spark.sparkContext.statusTracker()
     except Exception:  # Spark Connect: no sparkContext; progress goes on without tasks
         return None

@@ -22,6 +22,9 @@ Executors reach the driver over the cluster network exactly as Spark's own RPC d
 token in the pickled closure keeps other processes from drawing on the budget. When
 executors cannot reach the driver, ``inference.limiter: static`` gives each task
 ``quota / tasks`` instead (correct only while all tasks run at once; slower otherwise).
+``auto`` (the default) is the broker on a classic session and the static split on
+Spark Connect, where the process running ``fmf`` is a client, not the driver; each
+task's bucket still backs off on 429s and learns from the rate-limit headers.
 
 The schedule
 ------------

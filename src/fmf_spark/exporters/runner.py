@@ -282,15 +282,20 @@ class _BatchWriter:
             self.result.errors_path = self.errors_path
         failpoint("export.after_batch_written", sink=self.sink.name, batch_id=batch_id)
         self.result.add(batch)
-        log.info(
-            "export %s batch %d: %d written, %d updated, %d failed%s",
-            self.sink.name,
-            batch_id,
-            batch.written,
-            batch.updated,
-            batch.failed,
-            " (already committed, skipped)" if batch.skipped else "",
-        )
+        _log_batch(self.sink.name, batch_id, batch)
+
+
+def _log_batch(sink: str, batch_id: int, batch: BatchResult) -> None:
+    """The one log line of a written micro-batch (classic and Connect writers alike)."""
+    log.info(
+        "export %s batch %d: %d written, %d updated, %d failed%s",
+        sink,
+        batch_id,
+        batch.written,
+        batch.updated,
+        batch.failed,
+        " (already committed, skipped)" if batch.skipped else "",
+    )
 
 
 #: one row per micro-batch a Connect export processed (see the module docstring)
@@ -339,15 +344,7 @@ class _RemoteBatchWriter:
                 log.warning("export %s: cannot record the error: %s", self.sink.name, ledger_exc)
             raise
         self._record(spark, batch_id, batch, None)
-        log.info(
-            "export %s batch %d: %d written, %d updated, %d failed%s",
-            self.sink.name,
-            batch_id,
-            batch.written,
-            batch.updated,
-            batch.failed,
-            " (already committed, skipped)" if batch.skipped else "",
-        )
+        _log_batch(self.sink.name, batch_id, batch)
 
     def _stream(self, spark: SparkSession) -> str:
         """The query id: Spark writes it to ``<checkpoint>/metadata`` before batch 0."""

@@ -78,3 +78,17 @@ EXTRACT = {
     "scope": "chunk",
     "inputs": {"text": "${chunk.text}", "path": "${doc.path}"},
 }
+
+
+def first_step(chain: Path) -> bytes:
+    """A shipped chain cut to its first step (``summarize``): its inputs, processing and
+    outputs unchanged.
+
+    For tests of where and how a chain runs (a platform's launch, storage, credentials, a
+    quiet start), not of the chain: one model step instead of three takes minutes off
+    each run on a 2-core machine. The whole chains run in tests/chains (e2e, CLI,
+    Connect) and in ``make test``'s main command (scripts/check_main.sh).
+    """
+    data = yaml.safe_load(chain.read_text(encoding="utf-8"))
+    data["steps"] = data["steps"][:1]
+    return yaml.safe_dump(data, sort_keys=False).encode("utf-8")

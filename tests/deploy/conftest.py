@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.chains.helpers import first_step
 from tests.deploy.bundle import artifact_build_command
 from tests.deploy.helpers import ROOT
 
@@ -56,7 +57,8 @@ def doc_ids() -> set[str]:
 
 
 def make_bucket(endpoint: str, name: str) -> Bucket:
-    """A bucket with conf/, prompts/, the AWS chains under chains/ and docs under incoming/."""
+    """A bucket with conf/, prompts/, the AWS chains under chains/ (cut to their first
+    step, see :func:`tests.chains.helpers.first_step`) and docs under incoming/."""
     bucket = Bucket(name, endpoint)
     s3 = bucket.client
     s3.create_bucket(Bucket=name)
@@ -64,7 +66,7 @@ def make_bucket(endpoint: str, name: str) -> Bucket:
     for path in sorted((ROOT / "prompts").iterdir()):
         s3.upload_file(str(path), name, f"prompts/{path.name}")
     for chain in ("aws_sample.yaml", "aws_lambda.yaml"):
-        s3.upload_file(str(ROOT / "chains" / chain), name, f"chains/{chain}")
+        s3.put_object(Bucket=name, Key=f"chains/{chain}", Body=first_step(ROOT / "chains" / chain))
     for key, body in DOCS.items():
         s3.put_object(Bucket=name, Key=f"incoming/{key}", Body=body)
     return bucket
@@ -110,12 +112,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def uv_env() -> dict[str, str]:
+    """``UV`` for ``deploy/install.sh``: the uv of this venv, as the images use theirs (the
+    images also precompile the bytecode, which the tests skip)."""
+    uv = Path(sys.executable).with_name("uv")
+    return {"UV": str(uv)} if uv.exists() else {}
+
+
 def install(wheel: Path, extras: str, mode: str, dest: Path) -> Path:
     """``deploy/install.sh``, as the images run it: ``mode`` is ``venv`` or ``target``."""
     subprocess.run(
         ["sh", str(ROOT / "deploy" / "install.sh"), str(wheel), extras, mode, str(dest)],
         check=True,
         timeout=1200,
+        env={**os.environ, **uv_env()},
     )
     return dest
 

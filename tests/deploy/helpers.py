@@ -28,6 +28,9 @@ SMALL_CONF = (
     "spark.sql.shuffle.partitions=2",
     "--conf",
     "spark.ui.showConsoleProgress=false",
+    # Delta's 50 snapshot partitions suit a cluster's nodes, not two local cores
+    "--conf",
+    "spark.databricks.delta.snapshotPartitions=2",
 )
 
 

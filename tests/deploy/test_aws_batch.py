@@ -79,5 +79,5 @@ def test_the_entry_point_runs_a_chain_from_s3_to_s3(
     rows = exported.select("doc_id", "step", "status").collect()
     assert {r.doc_id for r in rows if r.step != "digest"} == doc_ids()
     assert {r.status for r in rows} == {"ok"}
-    assert sorted(r.step for r in rows if r.step != "summarize") == ["brief", "brief", "digest"]
+    assert {r.step for r in rows} == {"summarize"}  # the chain's first step (first_step)
     assert len(rows) == record["metrics"]["rows"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import Bucket, doc_ids, job_settings, make_bucket
+from tests.deploy.conftest import Bucket, doc_ids, job_settings, make_bucket, uv_env
 from tests.deploy.helpers import ROOT, SPARK_HOME, clean_env, spark_submit
 
 pytestmark = [pytest.mark.slow]
@@ -52,7 +52,7 @@ def emr_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         ["bash", "scripts/emr_package.sh"],
         cwd=copy,
-        env={**clean_env(), "PYTHON": sys.executable},
+        env={**clean_env(), "PYTHON": sys.executable, **uv_env()},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -120,6 +120,9 @@ def test_the_step_runs_locally_against_moto(
         "spark.hadoop.fs.s3a.path.style.access=true",
         "--conf",
         "spark.ui.enabled=false",
+        # Delta's 50 snapshot partitions suit EMR's nodes, not two local cores
+        "--conf",
+        "spark.databricks.delta.snapshotPartitions=2",
     ]
     # the step's job arguments, plus where this bucket's documents and outputs are
     settings = [

@@ -79,6 +79,15 @@ def _parliament(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_install_with_the_uv_of_the_lock(dockerfile: Path) -> None:
+    """The images install through uv (deploy/install.sh with UV), as the tests do: the
+    version they pin is the one the tests ran (requirements/spark4/test.lock)."""
+    lock = (ROOT / "requirements" / "spark4" / "test.lock").read_text(encoding="utf-8")
+    (locked,) = re.findall(r"^uv==(\S+)", lock, re.MULTILINE)
+    assert re.findall(r"pip install uv==(\S+)", dockerfile.read_text(encoding="utf-8")) == [locked]
+
+
 def test_parliament_passes_every_identity_policy() -> None:
     others = [str(p) for p in POLICIES if p != BEDROCK]
     done = _parliament("--files", ",".join(others))

@@ -15,6 +15,7 @@ import pytest
 from fmf_spark import cli
 from fmf_spark import spark as spark_mod
 from fmf_spark.spark import QUIET_LOG4J, delta_jars, delta_packages, session_conf, verbose_from_env
+from tests.chains.helpers import first_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,9 @@ def test_the_sample_chain_runs_quietly_from_another_folder(tmp_path: Path) -> No
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     for folder in ("conf", "chains", "prompts", "samples"):
         shutil.copytree(ROOT / folder, project / folder)
+    # where the run starts and what it prints is the test, not the chain: its first step
+    sample = project / "chains" / "sample.yaml"
+    sample.write_bytes(first_step(sample))
     elsewhere.mkdir()
     # a user's shell: no FMF_* of the suite, and no MLFLOW_TRACKING_URI that an earlier
     # test's mlflow.set_tracking_uri() left in this process's environment

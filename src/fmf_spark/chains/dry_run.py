@@ -20,6 +20,7 @@ from fmf_spark.chains.plan import StepPlan, plan_chain
 from fmf_spark.chains.runner import ChainResult, StepSummary, document_counts, inference_step
 from fmf_spark.inference.cache import cache_location, read_cache
 from fmf_spark.inference.cost import cost_usd
+from fmf_spark.inference.progress_store import progress_spec, with_progress
 from fmf_spark.inference.runner import request_prefix
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class _Planner:
 
     config: FmfConfig
     cache: DataFrame | None
+    #: the request cache's location: each step also counts the answers its progress
+    #: files hold (a killed run's), as the real run reads them (None: cache off)
+    cache_path: str | None
     estimate: Any
     #: per step: the rows later steps read in place of its outputs
     stand_ins: dict[str, DataFrame]
@@ -83,12 +87,13 @@ class _Planner:
         )
         rows = rows.persist()
         self.persisted.append(rows)
+        cache = self._cache_of(rows.sparkSession, prefix)
         is_exact = all(ref.step in self.exact for ref, _ in step.refs if ref.step is not None)
         # exact rows: identical requests share one call, and cached ones make none
         requests = rows.dropDuplicates(["request_id"]) if is_exact else rows
         todo = requests
-        if self.cache is not None and is_exact:
-            todo = requests.join(self.cache.select("request_id"), "request_id", "left_anti")
+        if cache is not None and is_exact:
+            todo = requests.join(cache.select("request_id"), "request_id", "left_anti")
         agg = todo.agg(
             F.count(F.lit(1)).alias("calls"),
             F.sum(self.estimate(F.col("messages"))).alias("p"),
@@ -103,18 +108,29 @@ class _Planner:
                 step.model, summary.prompt_tokens, summary.completion_tokens, self.config
             )
             summary.cost_usd = round(cost or 0.0, 8)
-        if is_exact and self.cache is not None and summary.calls == 0:
+        if is_exact and cache is not None and summary.calls == 0:
             self.exact.add(step.id)
-        self.stand_ins[step.id] = self._stand_in(step, rows)
+        self.stand_ins[step.id] = self._stand_in(step, rows, cache)
         return summary
 
-    def _stand_in(self, step: StepPlan, rows: DataFrame) -> DataFrame:
+    def _cache_of(self, spark: SparkSession, prefix: str) -> DataFrame | None:
+        """The step's cache as the real run reads it: the Delta cache plus the answers
+        its progress files hold (``fold_progress`` has not moved them yet)."""
+        if self.cache_path is None:
+            return self.cache
+        settings = self.config.inference
+        spec = progress_spec(
+            self.cache_path, prefix, settings.progress_rows, settings.progress_seconds
+        )
+        return with_progress(spark, self.cache, spec)
+
+    def _stand_in(self, step: StepPlan, rows: DataFrame, cache: DataFrame | None) -> DataFrame:
         """What later steps read: the cached answers when known, else placeholders of
         ``max_tokens`` tokens."""
         from pyspark.sql import functions as F
 
-        if step.id in self.exact and self.cache is not None:
-            answers = self.cache.select("request_id", "output_text", "output_json")
+        if step.id in self.exact and cache is not None:
+            answers = cache.select("request_id", "output_text", "output_json")
             return rows.join(answers, "request_id").select(
                 "doc_id",
                 "chunk_id",
@@ -177,10 +193,11 @@ def dry_run(
         chunks = chunk_documents(documents, cfg.processing.chunking).persist()
     n_docs, n_failed, n_chunks = document_counts(documents, chunks)
     result = ChainResult(chain.name, True, n_docs, n_failed, n_chunks, [])
-    cache = None
+    cache = cache_path = None
     if cfg.inference.cache:
-        cache = read_cache(spark, cache_location(artefacts_root or cfg.artefacts.root))
-    planner = _Planner(cfg, cache, _estimate_udf(), {}, set(), [])
+        cache_path = cache_location(artefacts_root or cfg.artefacts.root)
+        cache = read_cache(spark, cache_path)
+    planner = _Planner(cfg, cache, cache_path, _estimate_udf(), {}, set(), [])
     for step in plan.steps:
         result.steps.append(planner.step(step, documents, chunks))
     for frame in planner.persisted:

@@ -97,3 +97,23 @@ def test_shipped_config_has_the_five_profiles() -> None:
     root = Path(__file__).resolve().parents[2]
     for name in ("local", "databricks", "emr", "aws_batch", "aws_lambda"):
         assert load_config(root / "conf" / "fmf.yaml", profile=name, environ={}).profile == name
+
+
+def test_spark_conf_keys_keep_their_dots_and_case(cfg_file: Path) -> None:
+    """Spark's keys hold dots and are case-sensitive: below ``spark.conf`` the rest of a
+    ``--set`` key, or of a variable's name, is one key."""
+    env = {
+        "FMF__SPARK__CONF__SPARK.DRIVER.MEMORY": "3g",  # all capitals: lower-cased
+        "FMF__SPARK__CONF__spark.sql.adaptive.coalescePartitions.enabled": "false",
+    }
+    cfg = load_config(
+        cfg_file,
+        environ=env,
+        overrides=["spark.conf.spark.eventLog.enabled=true", "spark.conf.spark.ui.port=4050"],
+    )
+    assert cfg.spark.conf == {
+        "spark.driver.memory": "3g",
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+        "spark.eventLog.enabled": "true",
+        "spark.ui.port": "4050",
+    }

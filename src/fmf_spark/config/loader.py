@@ -191,12 +191,35 @@ def set_path(data: dict[str, Any], path: list[str], value: Any, *, origin: str) 
     node[path[-1]] = value
 
 
+#: sections whose keys are free-form names (Spark conf keys hold dots and capitals)
+FREE_KEYS = (("spark", "conf"),)
+
+
+def _key_path(parts: list[str], *, env: bool) -> list[str]:
+    """The config path of an ``FMF__`` variable's parts (``env``) or of a ``--set`` key's.
+
+    Below a free-form section (:data:`FREE_KEYS`) the rest is one key, spelled as given:
+    ``--set spark.conf.spark.eventLog.enabled=true`` sets the key
+    ``spark.eventLog.enabled`` of ``spark.conf``, not a section ``spark.eventLog``.
+    Variables' names are lower-cased, except such a key when it is not all capitals:
+    Spark's keys are case-sensitive, so ``FMF__SPARK__CONF__spark.eventLog.enabled`` keeps
+    its case, and ``FMF__SPARK__CONF__SPARK.DRIVER.MEMORY`` is ``spark.driver.memory``.
+    """
+    path = [p.lower() for p in parts] if env else list(parts)
+    for section in FREE_KEYS:
+        n = len(section)
+        if len(parts) > n and tuple(path[:n]) == section:
+            name = ("__" if env else ".").join(parts[n:])
+            return [*section, name.lower() if env and name.isupper() else name]
+    return path
+
+
 def apply_env(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Apply ``FMF__A__B=value`` variables, in sorted order for determinism."""
     out = copy.deepcopy(dict(data))
     for key in sorted(environ):
         if key.startswith(ENV_PREFIX):
-            path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+            path = _key_path(key[len(ENV_PREFIX) :].split("__"), env=True)
             set_path(out, path, _parse_scalar(environ[key]), origin=f"environment {key}")
     return out
 
@@ -208,7 +231,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set '{item}' must look like a.b.c=value")
-        set_path(out, key.strip().split("."), _parse_scalar(raw), origin=f"--set {key.strip()}")
+        path = _key_path(key.strip().split("."), env=False)
+        set_path(out, path, _parse_scalar(raw), origin=f"--set {key.strip()}")
     return out
 
 

@@ -36,6 +36,20 @@ class SparkConfig(StrictModel):
     shuffle_partitions: int = Field(default=8, gt=0)
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (no secrets).")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_as_strings(cls, value: Any) -> Any:
+        """Spark takes strings: ``true``, ``4``, ``0.5`` (YAML, ``--set``, ``FMF__``) are
+        given to it as Spark spells them; lists and sections stay errors."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v))
+            if isinstance(v, bool | int | float)
+            else v
+            for k, v in value.items()
+        }
+
 
 class RetentionConfig(StrictModel):
     """Which runs ``fmf runs prune`` keeps; a run is kept when any rule keeps it.

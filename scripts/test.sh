@@ -7,9 +7,9 @@
 #   5. the README's main command in a fresh venv with only the local lock (no test tools);
 #   6. the Spark 3.5 pass (scripts/test35.sh): the Spark-facing tests again in
 #      .venv-spark35, from requirements/spark35/test.lock; when steps 1-5 took so long
-#      that it would push the whole run past 42 min (CI stops at 45; the pass needs about
-#      12), it is left out with a line that says so (FMF_TEST_BUDGET_MIN changes the
-#      limit; FMF_SPARK35=always or never forces it).
+#      that it would push the whole run past 42 min (CI is to stay under 45; the pass
+#      needs about 12), it is left out with a line that says so (FMF_TEST_BUDGET_MIN
+#      changes the limit; FMF_SPARK35=always or never forces it).
 # Arguments go to pytest (a subset of the suite skips the coverage floors and the 3.5 pass).
 # Exits non-zero when anything fails.
 set -euo pipefail

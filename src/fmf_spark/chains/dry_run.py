@@ -20,8 +20,8 @@ from fmf_spark.chains.plan import StepPlan, plan_chain
 from fmf_spark.chains.runner import ChainResult, StepSummary, document_counts, inference_step
 from fmf_spark.inference.cache import cache_location, read_cache
 from fmf_spark.inference.cost import cost_usd
-from fmf_spark.inference.progress_store import progress_spec, with_progress
-from fmf_spark.inference.runner import request_prefix
+from fmf_spark.inference.progress_store import with_progress
+from fmf_spark.inference.runner import request_prefix, step_progress
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -116,13 +116,7 @@ class _Planner:
     def _cache_of(self, spark: SparkSession, prefix: str) -> DataFrame | None:
         """The step's cache as the real run reads it: the Delta cache plus the answers
         its progress files hold (``fold_progress`` has not moved them yet)."""
-        if self.cache_path is None:
-            return self.cache
-        settings = self.config.inference
-        spec = progress_spec(
-            self.cache_path, prefix, settings.progress_rows, settings.progress_seconds
-        )
-        return with_progress(spark, self.cache, spec)
+        return with_progress(spark, self.cache, step_progress(self.cache_path, prefix, self.config))
 
     def _stand_in(self, step: StepPlan, rows: DataFrame, cache: DataFrame | None) -> DataFrame:
         """What later steps read: the cached answers when known, else placeholders of

@@ -541,8 +541,9 @@ def _plan_task(
     return task, tasks
 
 
-def _progress(cache_path: str | None, prefix: str, config: FmfConfig) -> ProgressSpec | None:
-    """Durable progress of a step: with the cache on, its answers are committed beside it."""
+def step_progress(cache_path: str | None, prefix: str, config: FmfConfig) -> ProgressSpec | None:
+    """Durable progress of a step: with the cache on, its answers are committed beside it
+    (``infer`` writes and reads it; the dry run reads it)."""
     settings = config.inference
     if not cache_path or not settings.cache:
         return None
@@ -596,7 +597,7 @@ def infer(
     runtime = provider or build_provider(step.provider, config, resolver)
     keyed = _keyed(df, request_prefix(step, runtime.model))
     cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
-    progress = _progress(cache_path, request_prefix(step, runtime.model), config)
+    progress = step_progress(cache_path, request_prefix(step, runtime.model), config)
     cached = with_progress(spark, cached, progress)
     task, tasks = _plan_task(spark, step, runtime, config)
     task.progress = progress

@@ -43,12 +43,14 @@ class SparkConfig(StrictModel):
         given to it as Spark spells them; lists and sections stay errors."""
         if not isinstance(value, dict):
             return value
-        return {
-            k: (str(v).lower() if isinstance(v, bool) else str(v))
-            if isinstance(v, bool | int | float)
-            else v
-            for k, v in value.items()
-        }
+        return {k: _spark_value(v) for k, v in value.items()}
+
+
+def _spark_value(value: Any) -> Any:
+    """A scalar as Spark spells it (``true``, not ``True``); anything else unchanged."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if isinstance(value, int | float) else value
 
 
 class RetentionConfig(StrictModel):

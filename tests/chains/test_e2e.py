@@ -159,13 +159,12 @@ def test_dry_run_counts_the_answers_a_killed_run_left_in_progress_files(
 ) -> None:
     """A killed run leaves answers in progress files, not yet in the Delta cache: the
     rerun will not call them again, and the dry run says so."""
-    from datetime import datetime, timezone
-
     from fmf_spark.chains.plan import plan_chain
     from fmf_spark.chains.runner import inference_step
     from fmf_spark.inference.cache import cache_location
     from fmf_spark.inference.progress_store import ProgressSpec, TaskProgress, progress_location
     from fmf_spark.inference.runner import request_prefix
+    from tests.inference.conftest import progress_row
 
     cfg, planned, result, _ = e2e
     chain = load_chain(ROOT / "chains" / "sample.yaml")
@@ -182,28 +181,9 @@ def test_dry_run_counts_the_answers_a_killed_run_left_in_progress_files(
     root = tmp_path / "artefacts"  # no Delta cache here: only the progress files
     prefix = request_prefix(inference_step(summarize), summarize.model or "")
     location = progress_location(cache_location(str(root)), prefix)
-    now = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
     task = TaskProgress(ProgressSpec(location, "w1", 1, 60), 0, 0, 1)
     for rid in answered:
-        task.record(
-            {
-                "request_id": rid,
-                "output_text": "answer",
-                "output_json": None,
-                "prompt_tokens": 10,
-                "completion_tokens": 3,
-                "cost_usd": 0.001,
-                "latency_ms": 12,
-                "attempts": 1,
-                "status": "ok",
-                "error": None,
-                "started_at": now,
-                "sent_at": now,
-                "ended_at": now,
-                "rate_limited": 0,
-                "rate_limited_at": [],
-            }
-        )
+        task.record(progress_row(rid))
     task.close()
 
     again = dry_run(spark, chain, cfg, artefacts_root=str(root))

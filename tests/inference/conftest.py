@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,25 @@ def sim(_sim_server: SimulatorServer) -> SimulatorServer:
     _sim_server.set_faults([])
     _sim_server.reset()
     return _sim_server
+
+
+def progress_row(rid: str, status: str = "ok") -> dict[str, Any]:
+    """A task's result row (TIMED_INFERENCE_RESULT_SCHEMA), as progress files hold it."""
+    now = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+    return {
+        "request_id": rid,
+        "output_text": f"answer {rid}" if status == "ok" else None,
+        "output_json": None,
+        "prompt_tokens": 10,
+        "completion_tokens": 3,
+        "cost_usd": 0.001,
+        "latency_ms": 12,
+        "attempts": 1,
+        "status": status,
+        "error": None if status == "ok" else {"code": "x", "message": "m", "retryable": True},
+        "started_at": now,
+        "sent_at": now,
+        "ended_at": now,
+        "rate_limited": 0,
+        "rate_limited_at": [],
+    }

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pandas as pd
@@ -29,7 +27,7 @@ from fmf_spark.inference.progress_store import (
 from fmf_spark.inference.runner import request_prefix
 from fmf_spark.schemas import INFERENCE_RESULT_COLUMNS, TIMED_INFERENCE_RESULT_SCHEMA
 from fmf_spark.simulator import FaultRule, SimulatorServer
-from tests.inference.conftest import run_job
+from tests.inference.conftest import progress_row, run_job
 from tests.inference.test_runner import msgs, run, step_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,27 +108,6 @@ def test_progress_off_writes_nothing(
     assert not (tmp_path / "_cache").exists()
 
 
-def _row(rid: str, status: str = "ok") -> dict[str, Any]:
-    now = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
-    return {
-        "request_id": rid,
-        "output_text": f"answer {rid}" if status == "ok" else None,
-        "output_json": None,
-        "prompt_tokens": 10,
-        "completion_tokens": 3,
-        "cost_usd": 0.001,
-        "latency_ms": 12,
-        "attempts": 1,
-        "status": status,
-        "error": None if status == "ok" else {"code": "x", "message": "m", "retryable": True},
-        "started_at": now,
-        "sent_at": now,
-        "ended_at": now,
-        "rate_limited": 0,
-        "rate_limited_at": [],
-    }
-
-
 def test_task_progress_on_s3_recalls_its_partition_and_deletes(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,7 +118,7 @@ def test_task_progress_on_s3_recalls_its_partition_and_deletes(
     spec = ProgressSpec(location, "w1", rows=2, seconds=60)
 
     first = TaskProgress(spec, partition=3, attempt=0, task_attempt_id=7)
-    rows = [_row("r1"), _row("r2", "error"), _row("r3"), _row("r4")]
+    rows = [progress_row("r1"), progress_row("r2", "error"), progress_row("r3"), progress_row("r4")]
     for row in rows:
         first.record(row)
     first.close()
@@ -191,7 +168,7 @@ def test_a_retried_task_never_calls_again_what_it_had_answered() -> None:
 def test_a_waiting_answer_is_committed_by_the_timer(tmp_path: Path) -> None:
     spec = ProgressSpec(str(tmp_path / "k1"), "w1", rows=1000, seconds=0.05)
     progress = TaskProgress(spec, partition=0, attempt=0, task_attempt_id=1)
-    progress.record(_row("r1"))
+    progress.record(progress_row("r1"))
     # far fewer than `rows` answers: the timer commits it while the task goes on
     deadline = time.monotonic() + 30
     while not _parquet_files(str(tmp_path / "k1")) and time.monotonic() < deadline:
@@ -202,7 +179,7 @@ def test_a_waiting_answer_is_committed_by_the_timer(tmp_path: Path) -> None:
     # nothing more waited: closing writes no empty file; no temp file is left
     assert sorted(os.listdir(tmp_path / "k1")) == ["part-w1-p00000-a0-t1-000000.parquet"]
     again = TaskProgress(spec, partition=0, attempt=1, task_attempt_id=2)
-    assert again.recall() == {"r1": _row("r1")}
+    assert again.recall() == {"r1": progress_row("r1")}
     again.close()
 
 
@@ -213,21 +190,21 @@ def test_a_local_task_appends_every_answer_to_its_log_as_it_arrives(tmp_path: Pa
     assert not can_append("/dbfs/artefacts/k1") and not can_append("dbfs:/Volumes/c/s/v/k1")
     spec = ProgressSpec(location, "w1", rows=1000, seconds=3600, append=True)
     first = TaskProgress(spec, partition=2, attempt=0, task_attempt_id=4)
-    first.record(_row("r1"))
-    first.record(_row("r2", "error"))  # failures are called again: not logged
+    first.record(progress_row("r1"))
+    first.record(progress_row("r2", "error"))  # failures are called again: not logged
     # committed the moment it was recorded: no batch, no timer (rows and seconds are far)
     assert first.committed == 1
     log = tmp_path / "k1" / "part-w1-p00002-a0-t4.jsonl"
     assert _logs(location) == [log.name] and len(log.read_bytes().splitlines()) == 1
-    first.record(_row("r3"))
+    first.record(progress_row("r3"))
     # a kill in the middle of a write leaves a cut last line: never read as an answer
     with log.open("ab") as out:
         out.write(b'{"request_id":"r4","output_text":"answer r4","status":"o')
 
     # a retry (its own log) gets back the whole answers as they were
     retry = TaskProgress(spec, partition=2, attempt=1, task_attempt_id=9)
-    assert retry.recall() == {"r1": _row("r1"), "r3": _row("r3")}
-    retry.record(_row("r5"))
+    assert retry.recall() == {"r1": progress_row("r1"), "r3": progress_row("r3")}
+    retry.record(progress_row("r5"))
     retry.close()
     first.close()
     assert _logs(location) == [log.name, "part-w1-p00002-a1-t9.jsonl"]

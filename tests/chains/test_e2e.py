@@ -132,6 +132,7 @@ def test_outputs_run_yaml_and_mlflow_agree(spark, e2e) -> None:
         "step.summarize",
         "step.brief",
         "step.digest",
+        "commit",
         "export.outputs_delta",
     }
 

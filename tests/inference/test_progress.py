@@ -89,12 +89,12 @@ def test_answers_committed_while_running_serve_the_rerun_then_fold_into_the_cach
         "model": "gpt-4o-mini",
     }
     prefix = request_prefix(step, "gpt-4o-mini")
-    assert fold_progress(spark, cache, prefix, constants) == len(files)
+    assert fold_progress(spark, cache, {prefix: constants}) == len(files)
     assert _logs(location) == []
     cached = read_cache(spark, cache)
     assert cached is not None
     assert_df_equality(cached, answered, ignore_row_order=True, ignore_nullable=True)
-    assert fold_progress(spark, cache, prefix, constants) == 0
+    assert fold_progress(spark, cache, {prefix: constants}) == 0
     assert read_cache(spark, cache).count() == 11  # type: ignore[union-attr]
 
 

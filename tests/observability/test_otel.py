@@ -62,6 +62,7 @@ def test_trace_tree_joins_driver_and_executor_spans(sample_run: SampleRun) -> No
         (s["name"], s["attributes"]["fmf.stage"]) for s in spans if s["parent_id"] == run["span_id"]
     )
     assert stages == [
+        ("fmf.commit", "commit"),
         ("fmf.export", "export.outputs_delta"),
         ("fmf.process", "process"),
         ("fmf.step", "step.extract"),

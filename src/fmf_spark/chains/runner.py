@@ -6,8 +6,10 @@
 1. validate the chain completely (:func:`~fmf_spark.chains.plan.plan_chain`);
 2. ``process`` the connector's files into the run's ``documents`` and ``chunks`` tables;
 3. for each step in order, build its rows (:func:`~fmf_spark.chains.frames.step_frame`),
-   call :func:`fmf_spark.inference.infer` once over them and append the result to the
-   run's ``outputs`` Delta table; later steps read earlier steps' rows back from it;
+   call :func:`fmf_spark.inference.infer_step` once over them and append the result to
+   the run's ``outputs`` Delta table; later steps read earlier steps' rows back from it;
+   then (``commit``) the steps' call timings go to the ``requests`` table and their new
+   answers to the request cache, one commit each for all the steps;
 4. export the outputs table to each ``outputs: - export: <sink>``;
 5. write ``run.yaml`` and the MLflow run (also when a stage fails).
 
@@ -32,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fmf_spark.chains.frames import step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, plan_chain
-from fmf_spark.errors import ChainError, QuotaExhausted
-from fmf_spark.inference import InferenceStep, infer
+from fmf_spark.errors import ChainError
+from fmf_spark.inference import InferenceStep, StepResult, infer_step, save_requests
 from fmf_spark.inference.cache import cache_location
 from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.inference.progress_store import fold_progress
@@ -291,6 +293,8 @@ class ChainRun:
         self.cache_path = (
             cache_location(parent_uri(self.ctx.run_dir)) if self.config.inference.cache else None
         )
+        # the steps run and not yet committed (see commit)
+        self._inferred: list[tuple[StepPlan, StepResult]] = []
 
     def _resolve_secret(self, ref: Any) -> str:
         """A secret's value from the config's own providers (the OTLP headers), when the
@@ -322,8 +326,13 @@ class ChainRun:
         for step in self.plan.steps:
             self.record_quota(parts.providers[step.provider])
         documents, chunks = self.process(spark, parts.connector, emit)
-        for step in self.plan.steps:
-            self.run_step(spark, step, documents, chunks, parts.providers[step.provider], emit)
+        try:
+            for step in self.plan.steps:
+                self.run_step(spark, step, documents, chunks, parts.providers[step.provider], emit)
+        except Exception:
+            self.commit(spark, failed=True)  # keep what the steps that ran paid for
+            raise
+        self.commit(spark)
         self.result.outputs_path = self.outputs_path
         for output in self.plan.chain.outputs:
             self.export(spark, parts.sinks[output.export], emit)
@@ -361,8 +370,11 @@ class ChainRun:
         documents = spark.read.format("delta").load(processed.documents_path)
         chunks = spark.read.format("delta").load(processed.chunks_path)
         result = self.result
-        result.documents, result.documents_failed, result.chunks = document_counts(
-            documents, chunks
+        # counted by process() from the tables it wrote
+        result.documents, result.documents_failed, result.chunks = (
+            processed.documents,
+            processed.failed,
+            processed.chunks,
         )
         _say(
             emit,
@@ -386,7 +398,11 @@ class ChainRun:
         provider: ProviderRuntime,
         emit: Emit | None,
     ) -> None:
-        """One step: its rows, one inference call over them, saved to the outputs."""
+        """One step: its rows, one inference call over them, saved to the outputs.
+
+        Its call timings and its new answers are saved with the other steps' by
+        :meth:`commit`, after the last step.
+        """
         from pyspark.sql import functions as F
 
         summary = StepSummary.of(step)
@@ -396,28 +412,20 @@ class ChainRun:
             frame = step_frame(step, documents, chunks, lambda s: self._outputs_of(spark, s))
             calls = frame.where(F.col("upstream_ok")).select("doc_id", "chunk_id", "messages")
             upstream_failed = upstream_error_rows(frame, step)
-            try:
-                answered = infer(
-                    calls,
-                    inference_step(step),
-                    self.config,
-                    cache_path=self.cache_path,
-                    provider=provider,
-                    requests_path=self.requests_path,
-                )
-            except QuotaExhausted as exc:
-                # keep what was paid for: the partial answers go to the outputs and the
-                # cache, so the rerun after the quota resets calls only the rest
-                if exc.partial is not None:
-                    self._save(exc.partial.unionByName(upstream_failed))
-                    self._fold_progress(spark, step, provider)
-                    summary.count(output_metrics(self._outputs_of(spark, step.id)))
-                raise
-            self._save(answered.unionByName(upstream_failed))
-            self._fold_progress(spark, step, provider)
+            inferred = infer_step(
+                calls,
+                inference_step(step),
+                self.config,
+                cache_path=self.cache_path,
+                provider=provider,
+            )
+            self._inferred.append((step, inferred))
+            # saved before an exhausted quota is raised: the rerun after the quota
+            # resets calls only the rest
+            self._save(inferred.outputs.unionByName(upstream_failed))
             self.ctx.record_output("outputs", self.outputs_path)
-            self.ctx.record_output("requests", self.requests_path)
             summary.count(output_metrics(self._outputs_of(spark, step.id)))
+            inferred.raise_if_exhausted()
         summary.seconds = round(self.ctx.timings[stage], 3)
         _say(
             emit, f"step {step.id}: {summary.calls} calls, {summary.ok} ok, {summary.failed} failed"
@@ -428,35 +436,59 @@ class ChainRun:
         """Append a step's rows to the run's outputs."""
         rows.write.format("delta").mode("append").save(self.outputs_path)
 
+    def commit(self, spark: SparkSession, *, failed: bool = False) -> None:
+        """Save what the steps that ran leave beside their outputs, each in one commit:
+        their calls' timings (the ``requests`` table) and, with the cache on, their new
+        answers in the cache, where their progress files move.
+
+        After a failed step (``failed``) a failure here is logged, not raised: the
+        step's own error is the one to report, and the progress files the fold did not
+        move still serve the rerun as cache.
+        """
+        inferred, self._inferred = self._inferred, []
+        if not inferred:
+            return
+        try:
+            with self.ctx.stage("commit"):
+                save_requests([result for _, result in inferred], self.requests_path)
+                self.ctx.record_output("requests", self.requests_path)
+                self._fold_progress(spark, inferred)
+        except Exception:
+            if not failed:
+                raise
+            log.warning(
+                "could not save the timings or the cache of the steps that ran", exc_info=True
+            )
+
     def _fold_progress(
-        self, spark: SparkSession, step: StepPlan, provider: ProviderRuntime
+        self, spark: SparkSession, inferred: list[tuple[StepPlan, StepResult]]
     ) -> None:
-        """Put the step's new answers in the cache, once its outputs are saved: those
-        of the outputs (read back from the table just written, so nothing upstream is
-        evaluated again) and those its tasks committed while it ran (and a killed
-        earlier run left), in one commit."""
+        """Put the steps' new answers in the cache, once their outputs are saved: those
+        of the outputs (read back from the table, so nothing upstream is evaluated again)
+        and those their tasks committed while they ran (and a killed earlier run left),
+        in one commit."""
         from pyspark.sql import functions as F
 
         if self.cache_path is None:
             return
         saved = spark.read.format("delta").load(self.outputs_path)
         fresh = saved.where(
-            (F.col("step") == step.id) & (F.col("status") == "ok") & (F.col("attempts") > 0)
+            F.col("step").isin([step.id for step, _ in inferred])
+            & (F.col("status") == "ok")
+            & (F.col("attempts") > 0)
         )
-        call = inference_step(step)
-        fold_progress(
-            spark,
-            self.cache_path,
-            request_prefix(call, provider.model),
-            {
+        steps = {}
+        for step, result in inferred:
+            call = inference_step(step)
+            model = result.provider.model
+            steps[request_prefix(call, model)] = {
                 "step": step.id,
                 "prompt_id": call.prompt_id,
                 "prompt_version": call.prompt_version,
                 "prompt_hash": call.prompt_hash,
-                "model": provider.model,
-            },
-            fresh=fresh,
-        )
+                "model": model,
+            }
+        fold_progress(spark, self.cache_path, steps, fresh=fresh)
 
     def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:
         """Export the outputs table to one sink; record its counts."""

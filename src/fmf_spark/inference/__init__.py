@@ -1,7 +1,8 @@
 """The inference layer: provider clients, the shared rate limiter, the batch runner.
 
 - :func:`infer` / :class:`InferenceStep`: call a model once per row of a DataFrame
-  (``mapInPandas``), with a job-wide quota, retries, a ``request_id`` cache, costs.
+  (``mapInPandas``), with a job-wide quota, retries, a ``request_id`` cache, costs;
+  :func:`infer_step` and :func:`save_requests` for a caller that runs several steps.
 - :class:`RetryingClient` over the provider adapters (:mod:`.azure_openai` for Azure
   OpenAI and OpenAI-compatible endpoints, :mod:`.bedrock` for Bedrock Converse,
   :mod:`.simulator` for the local simulator); a provider type is one module: its config
@@ -35,9 +36,12 @@ from fmf_spark.inference.providers import (
 )
 from fmf_spark.inference.runner import (
     InferenceStep,
+    StepResult,
     infer,
+    infer_step,
     inference_metrics,
     request_id,
+    save_requests,
 )
 from fmf_spark.inference.tokens import (
     count_tokens,
@@ -60,6 +64,7 @@ __all__ = [
     "RateLimitInfo",
     "RetryPolicy",
     "RetryingClient",
+    "StepResult",
     "build_provider",
     "compute_cost",
     "cost_usd",
@@ -67,10 +72,12 @@ __all__ = [
     "estimate_prompt_tokens",
     "estimate_request_tokens",
     "infer",
+    "infer_step",
     "inference_metrics",
     "output_metrics",
     "parse_messages",
     "register_provider",
     "registered_providers",
     "request_id",
+    "save_requests",
 ]

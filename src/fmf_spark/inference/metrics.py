@@ -39,49 +39,50 @@ class OutputMetrics:
 
 
 def output_metrics(outputs: DataFrame) -> OutputMetrics:
-    """Count an outputs DataFrame (OUTPUTS_SCHEMA): two aggregations and, when some rows
-    failed, one per error code."""
+    """Count an outputs DataFrame (OUTPUTS_SCHEMA) in one Spark job: rows are grouped by
+    request (the rows of a request share its answer), then the requests by error code."""
     from pyspark.sql import functions as F
 
     from fmf_spark.schemas import STATUS_ERROR, STATUS_OK
 
-    is_error = F.col("status") == STATUS_ERROR
-    rows = outputs.agg(
+    attempts = F.coalesce(F.col("attempts"), F.lit(0))
+    requests = outputs.groupBy("request_id").agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("status") == STATUS_OK, 1).otherwise(0)).alias("ok"),
-        F.sum(F.when(is_error, 1).otherwise(0)).alias("failed"),
-    ).first()
-    attempts = F.coalesce(F.col("attempts"), F.lit(0))
-    called = attempts > 0
-    answered = (F.col("status") == STATUS_OK) & ~called
-    requests = (
-        outputs.dropDuplicates(["request_id"])
-        .agg(
-            F.sum(F.when(called, 1).otherwise(0)).alias("calls"),
-            F.sum(F.when(answered, 1).otherwise(0)).alias("cached"),
-            F.sum(F.greatest(attempts - 1, F.lit(0))).alias("retries"),
-            F.sum(F.when(called, F.coalesce(F.col("prompt_tokens"), F.lit(0)))).alias("p"),
-            F.sum(F.when(called, F.coalesce(F.col("completion_tokens"), F.lit(0)))).alias("c"),
-            F.sum(F.when(called, F.coalesce(F.col("cost_usd"), F.lit(0.0)))).alias("cost"),
-        )
-        .first()
+        F.sum(F.when(F.col("status") == STATUS_ERROR, 1).otherwise(0)).alias("failed"),
+        # one row of the request stands for its call (they share it)
+        F.first(attempts).alias("attempts"),
+        F.first(F.col("status") == STATUS_OK).alias("answered"),
+        F.first(F.coalesce(F.col("prompt_tokens"), F.lit(0))).alias("p"),
+        F.first(F.coalesce(F.col("completion_tokens"), F.lit(0))).alias("c"),
+        F.first(F.coalesce(F.col("cost_usd"), F.lit(0.0))).alias("cost"),
+        F.first(F.col("error.code"), ignorenulls=True).alias("code"),
+    )
+    called = F.col("attempts") > 0
+    by_code = requests.groupBy("code").agg(
+        F.sum("rows").alias("rows"),
+        F.sum("ok").alias("ok"),
+        F.sum("failed").alias("failed"),
+        F.sum(F.when(called, 1).otherwise(0)).alias("calls"),
+        F.sum(F.when(F.col("answered") & ~called, 1).otherwise(0)).alias("cached"),
+        F.sum(F.greatest(F.col("attempts") - 1, F.lit(0))).alias("retries"),
+        F.sum(F.when(called, F.col("p")).otherwise(0)).alias("p"),
+        F.sum(F.when(called, F.col("c")).otherwise(0)).alias("c"),
+        F.sum(F.when(called, F.col("cost")).otherwise(0.0)).alias("cost"),
     )
     metrics = OutputMetrics()
-    if rows is None or requests is None:  # agg without groupBy always returns a row
-        return metrics
-    metrics.rows = int(rows["rows"] or 0)
-    metrics.ok = int(rows["ok"] or 0)
-    metrics.failed = int(rows["failed"] or 0)
-    metrics.calls = int(requests["calls"] or 0)
-    metrics.cached = int(requests["cached"] or 0)
-    metrics.retries = int(requests["retries"] or 0)
-    metrics.prompt_tokens = int(requests["p"] or 0)
-    metrics.completion_tokens = int(requests["c"] or 0)
-    metrics.cost_usd = round(float(requests["cost"] or 0.0), 8)
-    if metrics.failed:
-        codes = outputs.where(is_error).groupBy(F.col("error.code").alias("code")).count()
-        metrics.failures_by_code = {
-            str(r["code"]): int(r["count"])
-            for r in codes.collect()  # one row per error code
-        }
+    cost = 0.0
+    for row in by_code.collect():  # one row per error code, and one for none
+        metrics.rows += int(row["rows"] or 0)
+        metrics.ok += int(row["ok"] or 0)
+        metrics.failed += int(row["failed"] or 0)
+        metrics.calls += int(row["calls"] or 0)
+        metrics.cached += int(row["cached"] or 0)
+        metrics.retries += int(row["retries"] or 0)
+        metrics.prompt_tokens += int(row["p"] or 0)
+        metrics.completion_tokens += int(row["c"] or 0)
+        cost += float(row["cost"] or 0.0)
+        if row["failed"]:
+            metrics.failures_by_code[str(row["code"])] = int(row["failed"])
+    metrics.cost_usd = round(cost, 8)
     return metrics

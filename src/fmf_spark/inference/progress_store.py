@@ -37,8 +37,9 @@ partition's earlier attempts wrote in this call, gives back those rows as they w
 and calls only the rest; so neither a kill nor a task retry pays twice for a committed
 answer.
 
-**Fold.** When the step's outputs are saved, :func:`fold_progress` appends the answers
-of the progress files that the Delta cache lacks, then deletes the files it read
+**Fold.** When a chain's steps have run and their outputs are saved, one
+:func:`fold_progress` appends the answers of their progress files that the Delta cache
+lacks (one commit for all the steps), then deletes the files it read
 (a one-task Spark job: the executors reach the storage, a Spark Connect client may
 not). Killed between the two, the next fold finds them in the cache already and only
 deletes. Only the DataFrame API is used on the driver (Spark Connect safe).
@@ -51,7 +52,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -474,11 +475,11 @@ def with_progress(
 def fold_progress(
     spark: SparkSession,
     cache_path: str,
-    request_prefix: str,
-    constants: dict[str, str],
+    steps: Mapping[str, Mapping[str, str]],
     fresh: DataFrame | None = None,
 ) -> int:
-    """Move a step's progress files into the Delta cache; return how many were folded.
+    """Move the progress files of one or more steps into the Delta cache, in one commit;
+    return how many files were folded.
 
     Appends the answers the cache lacks (``doc_id``/``chunk_id`` null: an answer is
     shared by every row with its request), then deletes the files read. Idempotent: run
@@ -487,28 +488,32 @@ def fold_progress(
     Args:
         spark: the session.
         cache_path: the Delta cache table.
-        request_prefix: the step's request prefix (names its progress folder).
-        constants: the step's OUTPUTS_SCHEMA constants: ``step``, ``prompt_id``,
+        steps: by each step's request prefix (which names its progress folder), the
+            step's OUTPUTS_SCHEMA constants: ``step``, ``prompt_id``,
             ``prompt_version``, ``prompt_hash``, ``model``.
-        fresh: the step's saved answers of this run (OUTPUTS_SCHEMA), appended in the
-            same commit where the cache lacks them: one cache commit per step.
+        fresh: the steps' saved answers of this run (OUTPUTS_SCHEMA), appended in the
+            same commit where the cache lacks them.
     """
     from pyspark.sql import functions as F
 
     from fmf_spark.inference.cache import read_cache
     from fmf_spark.schemas import OUTPUTS_SCHEMA
 
-    location = progress_location(cache_path, request_prefix)
-    files = _read_files(spark, location)
-    names = (
-        []
-        if files is None
-        else sorted(r["file"] for r in files.select("file").distinct().collect())
-    )
     columns = OUTPUTS_SCHEMA.fieldNames()
     parts = [] if fresh is None else [fresh.select(*columns)]
-    if files is not None and names:
-        answers = _answers(files.where(F.col("file").isin(names)))
+    names: list[str] = []
+    for prefix, constants in steps.items():
+        location = progress_location(cache_path, prefix)
+        files = _read_files(spark, location)
+        read = (
+            []
+            if files is None
+            else sorted(r["file"] for r in files.select("file").distinct().collect())
+        )
+        if files is None or not read:
+            continue
+        names += read
+        answers = _answers(files.where(F.col("file").isin(read)))
         values = {**constants, "doc_id": None, "chunk_id": None}
         parts.append(
             answers.select(
@@ -522,7 +527,9 @@ def fold_progress(
         )
     if not parts:
         return 0
-    rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    rows = parts[0]
+    for part in parts[1:]:
+        rows = rows.unionByName(part)
     rows = rows.dropDuplicates(["request_id"])
     cached = read_cache(spark, cache_path)
     if cached is not None:
@@ -530,7 +537,12 @@ def fold_progress(
     rows.write.format("delta").mode("append").save(cache_path)
     if names:
         _delete(spark, names)
-        log.info("folded %d progress files of %s into the cache", len(names), location)
+        log.info(
+            "folded %d progress files of %d steps under %s into the cache",
+            len(names),
+            len(steps),
+            join_uri(parent_uri(cache_path), PROGRESS_FOLDER),
+        )
     return len(names)
 
 

@@ -50,7 +50,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -468,45 +468,78 @@ def _outputs(keyed: DataFrame, answers: DataFrame, step: InferenceStep, model: s
     )
 
 
-def _save_requests(timed: DataFrame, requests_path: str) -> None:
-    """Append one row per call made in this run (REQUESTS_SCHEMA) to ``requests_path``."""
-    from pyspark.sql import functions as F
-
-    from fmf_spark.schemas import REQUESTS_SCHEMA
-
-    # duplicates of a request share its one call; cached rows were not called
-    made = timed.where(F.col("attempts") > 0).dropDuplicates(["request_id"])
-    columns = [
-        (F.col("error.code") if f.name == "error_code" else F.col(f.name))
-        .cast(f.dataType)
-        .alias(f.name)
-        for f in REQUESTS_SCHEMA
-    ]
-    made.select(*columns).write.format("delta").mode("append").save(requests_path)
-
-
-def _raise_if_exhausted(out: DataFrame, runtime: ProviderRuntime) -> None:
-    """Raise :class:`QuotaExhausted` (the outputs in ``partial``) when a request met a
-    quota that will not clear soon."""
-    from pyspark.sql import functions as F
-
-    exhausted = (
-        out.where(F.col("error.code") == QuotaExhausted.code)
-        .orderBy(F.col("attempts").desc())  # the provider's own message, not "not called"
-        .limit(1)
-        .collect()
-    )
-    if not exhausted:
+def save_requests(results: Sequence[StepResult], requests_path: str) -> None:
+    """Append one row per call the steps made (REQUESTS_SCHEMA) to ``requests_path``, in
+    one commit."""
+    frames = [r.requests() for r in results]
+    if not frames:
         return
-    reason = exhausted[0]["error"]["message"]
-    metrics = output_metrics(out)
-    raise QuotaExhausted(
-        f"provider '{runtime.name}' ({runtime.model}) has no quota left: {reason}. "
-        f"{metrics.ok} requests succeeded, {metrics.failed} did not.",
-        hint="rerun once the quota resets (or raise it): with the outputs saved as the "
-        "cache, only the failed requests are called again",
-        partial=out,
-    )
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
+    rows.write.format("delta").mode("append").save(requests_path)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What :func:`infer_step` produced.
+
+    Attributes:
+        timed: one row per input row, :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA` then the
+            call's timings; materialised: reading it again never calls the model again.
+        provider: the provider that answered.
+    """
+
+    timed: DataFrame
+    provider: ProviderRuntime
+
+    @property
+    def outputs(self) -> DataFrame:
+        """The rows in :data:`~fmf_spark.schemas.OUTPUTS_SCHEMA` (without the timings)."""
+        from fmf_spark.schemas import INFERENCE_TIMING_COLUMNS
+
+        return self.timed.drop(*INFERENCE_TIMING_COLUMNS)
+
+    def requests(self) -> DataFrame:
+        """One row per call made (REQUESTS_SCHEMA): duplicates of a request share its one
+        call; cached rows were not called."""
+        from pyspark.sql import functions as F
+
+        from fmf_spark.schemas import REQUESTS_SCHEMA
+
+        made = self.timed.where(F.col("attempts") > 0).dropDuplicates(["request_id"])
+        return made.select(
+            *[
+                (F.col("error.code") if f.name == "error_code" else F.col(f.name))
+                .cast(f.dataType)
+                .alias(f.name)
+                for f in REQUESTS_SCHEMA
+            ]
+        )
+
+    def raise_if_exhausted(self) -> None:
+        """Raise :class:`QuotaExhausted` (the outputs in ``partial``) when a request met
+        a quota that will not clear soon."""
+        from pyspark.sql import functions as F
+
+        out, runtime = self.outputs, self.provider
+        exhausted = (
+            out.where(F.col("error.code") == QuotaExhausted.code)
+            .orderBy(F.col("attempts").desc())  # the provider's own message, not "not called"
+            .limit(1)
+            .collect()
+        )
+        if not exhausted:
+            return
+        reason = exhausted[0]["error"]["message"]
+        metrics = output_metrics(out)
+        raise QuotaExhausted(
+            f"provider '{runtime.name}' ({runtime.model}) has no quota left: {reason}. "
+            f"{metrics.ok} requests succeeded, {metrics.failed} did not.",
+            hint="rerun once the quota resets (or raise it): with the outputs saved as the "
+            "cache, only the failed requests are called again",
+            partial=out,
+        )
 
 
 def _plan_task(
@@ -550,6 +583,39 @@ def step_progress(cache_path: str | None, prefix: str, config: FmfConfig) -> Pro
     return progress_spec(cache_path, prefix, settings.progress_rows, settings.progress_seconds)
 
 
+def infer_step(
+    df: DataFrame,
+    step: InferenceStep,
+    config: FmfConfig,
+    *,
+    cache_path: str | None = None,
+    resolver: SecretResolver | None = None,
+    provider: ProviderRuntime | None = None,
+) -> StepResult:
+    """:func:`infer` without its two last acts, for a caller that runs several steps
+    (the chain runner): the calls are made and the result materialised, but the call
+    timings are not saved (:func:`save_requests` saves several steps' in one commit)
+    and an exhausted quota is not raised (:meth:`StepResult.raise_if_exhausted`).
+    """
+    spark = df.sparkSession
+    runtime = provider or build_provider(step.provider, config, resolver)
+    keyed = _keyed(df, request_prefix(step, runtime.model))
+    cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
+    progress = step_progress(cache_path, request_prefix(step, runtime.model), config)
+    cached = with_progress(spark, cached, progress)
+    task, tasks = _plan_task(spark, step, runtime, config)
+    task.progress = progress
+    todo = _todo(keyed, cached)
+    _watch_progress(todo, runtime)
+    started = time.monotonic()
+    # Materialise once: the calls happen here, and later actions (or a rewrite of the
+    # cache table) never change or recompute the answers.
+    timed = _outputs(keyed, _answers(todo, cached, task, tasks), step, runtime.model)
+    timed = materialise(timed, _scratch(spark, cache_path))
+    log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    return StepResult(timed, runtime)
+
+
 def infer(
     df: DataFrame,
     step: InferenceStep,
@@ -591,29 +657,13 @@ def infer(
         >>> out = infer(messages_df, step, cfg, cache_path="artefacts/cache/outputs")  # doctest: +SKIP
         >>> out.groupBy("status").count().show()  # doctest: +SKIP
     """
-    from fmf_spark.schemas import INFERENCE_TIMING_COLUMNS
-
-    spark = df.sparkSession
-    runtime = provider or build_provider(step.provider, config, resolver)
-    keyed = _keyed(df, request_prefix(step, runtime.model))
-    cached = read_cache(spark, cache_path) if cache_path and config.inference.cache else None
-    progress = step_progress(cache_path, request_prefix(step, runtime.model), config)
-    cached = with_progress(spark, cached, progress)
-    task, tasks = _plan_task(spark, step, runtime, config)
-    task.progress = progress
-    todo = _todo(keyed, cached)
-    _watch_progress(todo, runtime)
-    started = time.monotonic()
-    # Materialise once: the calls happen here, and later actions (or a rewrite of the
-    # cache table) never change or recompute the answers.
-    timed = _outputs(keyed, _answers(todo, cached, task, tasks), step, runtime.model)
-    timed = materialise(timed, _scratch(spark, cache_path))
-    out = timed.drop(*INFERENCE_TIMING_COLUMNS)
-    log.info("inference step %s: done in %.1fs", step.step, time.monotonic() - started)
+    result = infer_step(
+        df, step, config, cache_path=cache_path, resolver=resolver, provider=provider
+    )
     if requests_path is not None:
-        _save_requests(timed, requests_path)
-    _raise_if_exhausted(out, runtime)
-    return out
+        save_requests([result], requests_path)
+    result.raise_if_exhausted()
+    return result.outputs
 
 
 def inference_metrics(outputs: DataFrame) -> dict[str, Any]:

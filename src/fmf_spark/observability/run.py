@@ -210,7 +210,7 @@ class RunContext:
         """Time a stage (seconds, summed if the same name is entered again).
 
         ``name`` is ``<kind>`` or ``<kind>.<what>``: ``process``, ``step.<id>``,
-        ``export.<sink>``. The stage is a span ``fmf.<kind>`` of the run's trace, and log
+        ``commit`` (the steps' timings and cache), ``export.<sink>``. The stage is a span ``fmf.<kind>`` of the run's trace, and log
         lines inside it carry ``stage`` (and ``step`` for a step).
         """
         kind, _, what = name.partition(".")

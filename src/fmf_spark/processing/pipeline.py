@@ -38,6 +38,10 @@ class ProcessResult:
     def ok(self) -> int:
         return sum(n for (_, status), n in self.by_type_status.items() if status == "ok")
 
+    @property
+    def failed(self) -> int:
+        return sum(n for (_, status), n in self.by_type_status.items() if status == "error")
+
     def summary_lines(self) -> list[str]:
         """Counts by type and status, then errors by code, for the CLI."""
         lines = [f"{'content_type':<68} {'status':<6} {'count':>6}"]

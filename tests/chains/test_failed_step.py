@@ -1,0 +1,94 @@
+"""A step that stops the chain still leaves what the steps before it paid for.
+
+A chain run commits its steps' call timings and new answers once, after the last step
+(``ChainRun.commit``); when a step stops the run, that commit still happens for the
+steps that ran, so the rerun calls only the failed step, and the run report has the
+calls that were made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from fmf_spark.cli import main
+from fmf_spark.simulator import FaultRule, SimulatorServer, SimulatorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    server = SimulatorServer(
+        SimulatorSettings(latency_ms=0, requests_per_minute=None, tokens_per_minute=None)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
+    spark, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    data = yaml.safe_load((ROOT / "conf" / "fmf.yaml").read_text())
+    data["artefacts"] = {"root": str(tmp_path / "artefacts")}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("supplier_onboarding.md", "q3_meeting_notes.txt"):
+        (docs / name).write_bytes((ROOT / "samples" / "docs" / name).read_bytes())
+    data["connectors"]["samples"]["root"] = str(docs)
+    data["prompts"] = {"dir": str(ROOT / "prompts"), "mlflow_sync": False}
+    data["observability"]["mlflow"] = {"enabled": False}
+    data["inference"]["providers"]["local"] = {
+        "type": "simulator",
+        "base_url": sim.url,
+        "model": "sim-gpt-4o-mini",
+    }
+    conf = tmp_path / "fmf.yaml"
+    conf.write_text(yaml.safe_dump(data))
+    chain = yaml.safe_load((ROOT / "chains" / "sample.yaml").read_text())
+    for step in chain["steps"]:
+        step["params"] = {**step.get("params", {}), "provider": "local"}
+    chain["steps"] = chain["steps"][:2]  # the chunk summaries, then the document briefs
+    chain["steps"][1]["on_error"] = "fail"  # one refused brief stops the run
+    chain["outputs"] = []
+    chain_path = tmp_path / "chain.yaml"
+    chain_path.write_text(yaml.safe_dump(chain))
+    argv = ["--config", str(conf), "run", "--chain", str(chain_path), "--quiet"]
+    artefacts = tmp_path / "artefacts"
+
+    sim.set_faults([FaultRule(kind="content_filter", match="three-sentence brief")])
+    assert main(argv) == 2
+    [record] = artefacts.glob("*/run.yaml")
+    first = yaml.safe_load(record.read_text())
+    assert (first["status"], first["error"]["code"]) == ("failed", "chain.step_failed")
+    steps = first["metrics"]["steps"]
+    paid, refused = steps["summarize"]["calls"], steps["brief"]["calls"]
+    assert paid > 0 and refused == steps["brief"]["failed"] == 2  # one per document
+    assert sim.stats()["requests"] == paid + refused
+
+    # the steps that ran are in the cache, their progress files folded away
+    cache = spark.read.format("delta").load(str(artefacts / "_cache" / "outputs"))
+    counts = {r["step"]: r["count"] for r in cache.groupBy("step").count().collect()}
+    assert counts == {"summarize": paid}
+    assert _files(artefacts / "_cache" / "_progress") == []
+    # and every call made, the refused one too, is in the run's requests table
+    requests = spark.read.format("delta").load(str(record.parent / "requests"))
+    assert requests.count() == paid + refused
+    assert requests.where(F.col("error_code").isNotNull()).count() == refused
+
+    # the rerun calls only the step that failed
+    sim.set_faults([])
+    sim.reset()
+    assert main(argv) == 0
+    assert sim.stats()["requests"] == refused

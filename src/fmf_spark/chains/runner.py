@@ -8,8 +8,8 @@
 3. for each step in order, build its rows (:func:`~fmf_spark.chains.frames.step_frame`),
    call :func:`fmf_spark.inference.infer_step` once over them and append the result to
    the run's ``outputs`` Delta table; later steps read earlier steps' rows back from it;
-   then (``commit``) the steps' call timings go to the ``requests`` table and their new
-   answers to the request cache, one commit each for all the steps;
+   each step's call timings go to the ``requests`` table; after the last step
+   (``commit``) the steps' new answers go to the request cache in one commit;
 4. export the outputs table to each ``outputs: - export: <sink>``;
 5. write ``run.yaml`` and the MLflow run (also when a stage fails).
 
@@ -35,7 +35,7 @@ from fmf_spark.chains.frames import step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, plan_chain
 from fmf_spark.errors import ChainError
-from fmf_spark.inference import InferenceStep, StepResult, infer_step, save_requests
+from fmf_spark.inference import InferenceStep, infer_step, save_requests
 from fmf_spark.inference.cache import cache_location
 from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.inference.progress_store import fold_progress
@@ -293,8 +293,8 @@ class ChainRun:
         self.cache_path = (
             cache_location(parent_uri(self.ctx.run_dir)) if self.config.inference.cache else None
         )
-        # the steps run and not yet committed (see commit)
-        self._inferred: list[tuple[StepPlan, StepResult]] = []
+        # the steps that ran and their models, not yet folded into the cache (see commit)
+        self._ran: list[tuple[StepPlan, str]] = []
 
     def _resolve_secret(self, ref: Any) -> str:
         """A secret's value from the config's own providers (the OTLP headers), when the
@@ -400,8 +400,8 @@ class ChainRun:
     ) -> None:
         """One step: its rows, one inference call over them, saved to the outputs.
 
-        Its call timings and its new answers are saved with the other steps' by
-        :meth:`commit`, after the last step.
+        Its call timings go to the ``requests`` table now; its new answers go to the
+        cache with the other steps' (:meth:`commit`, after the last step).
         """
         from pyspark.sql import functions as F
 
@@ -419,7 +419,11 @@ class ChainRun:
                 cache_path=self.cache_path,
                 provider=provider,
             )
-            self._inferred.append((step, inferred))
+            # the timings now: ``inferred`` is a local checkpoint, held by the executors
+            # only as long as they live
+            save_requests([inferred], self.requests_path)
+            self.ctx.record_output("requests", self.requests_path)
+            self._ran.append((step, inferred.provider.model))
             # saved before an exhausted quota is raised: the rerun after the quota
             # resets calls only the rest
             self._save(inferred.outputs.unionByName(upstream_failed))
@@ -437,50 +441,44 @@ class ChainRun:
         rows.write.format("delta").mode("append").save(self.outputs_path)
 
     def commit(self, spark: SparkSession, *, failed: bool = False) -> None:
-        """Save what the steps that ran leave beside their outputs, each in one commit:
-        their calls' timings (the ``requests`` table) and, with the cache on, their new
-        answers in the cache, where their progress files move.
+        """With the cache on, put the new answers of the steps that ran in the cache, in
+        one commit: those of their saved outputs and those their tasks committed while
+        they ran (and a killed earlier run left), whose progress files move there.
 
         After a failed step (``failed``) a failure here is logged, not raised: the
         step's own error is the one to report, and the progress files the fold did not
         move still serve the rerun as cache.
         """
-        inferred, self._inferred = self._inferred, []
-        if not inferred:
+        ran, self._ran = self._ran, []
+        if not ran or self.cache_path is None:
             return
         try:
             with self.ctx.stage("commit"):
-                save_requests([result for _, result in inferred], self.requests_path)
-                self.ctx.record_output("requests", self.requests_path)
-                self._fold_progress(spark, inferred)
+                self._fold_progress(spark, self.cache_path, ran)
         except Exception:
             if not failed:
                 raise
             log.warning(
-                "could not save the timings or the cache of the steps that ran", exc_info=True
+                "could not fold the answers of the steps that ran into the cache", exc_info=True
             )
 
     def _fold_progress(
-        self, spark: SparkSession, inferred: list[tuple[StepPlan, StepResult]]
+        self, spark: SparkSession, cache_path: str, ran: list[tuple[StepPlan, str]]
     ) -> None:
-        """Put the steps' new answers in the cache, once their outputs are saved: those
-        of the outputs (read back from the table, so nothing upstream is evaluated again)
-        and those their tasks committed while they ran (and a killed earlier run left),
-        in one commit."""
+        """:func:`~fmf_spark.inference.progress_store.fold_progress` for the steps that
+        ran; their fresh answers are read back from the outputs table, so nothing
+        upstream is evaluated again."""
         from pyspark.sql import functions as F
 
-        if self.cache_path is None:
-            return
         saved = spark.read.format("delta").load(self.outputs_path)
         fresh = saved.where(
-            F.col("step").isin([step.id for step, _ in inferred])
+            F.col("step").isin([step.id for step, _ in ran])
             & (F.col("status") == "ok")
             & (F.col("attempts") > 0)
         )
         steps = {}
-        for step, result in inferred:
+        for step, model in ran:
             call = inference_step(step)
-            model = result.provider.model
             steps[request_prefix(call, model)] = {
                 "step": step.id,
                 "prompt_id": call.prompt_id,
@@ -488,7 +486,7 @@ class ChainRun:
                 "prompt_hash": call.prompt_hash,
                 "model": model,
             }
-        fold_progress(spark, self.cache_path, steps, fresh=fresh)
+        fold_progress(spark, cache_path, steps, fresh=fresh)
 
     def export(self, spark: SparkSession, sink: Sink, emit: Emit | None) -> None:
         """Export the outputs table to one sink; record its counts."""

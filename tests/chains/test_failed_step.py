@@ -1,14 +1,13 @@
 """A step that stops the chain still leaves what the steps before it paid for.
 
-A chain run commits its steps' call timings and new answers once, after the last step
-(``ChainRun.commit``); when a step stops the run, that commit still happens for the
-steps that ran, so the rerun calls only the failed step, and the run report has the
-calls that were made.
+A chain run saves each step's call timings after its calls, and folds the steps' new
+answers into the cache once, after the last step (``ChainRun.commit``); when a step
+stops the run, that fold still happens for the steps that ran, so the rerun calls only
+the failed step, and the run report has the calls that were made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,11 @@ import yaml
 from pyspark.sql import functions as F
 
 from fmf_spark.cli import main
-from fmf_spark.simulator import FaultRule, SimulatorServer, SimulatorSettings
+from fmf_spark.simulator import FaultRule, SimulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    server = SimulatorServer(
-        SimulatorSettings(latency_ms=0, requests_per_minute=None, tokens_per_minute=None)
-    )
-    server.start()
-    yield server
-    server.stop()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -67,6 +56,7 @@ def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
     argv = ["--config", str(conf), "run", "--chain", str(chain_path), "--quiet"]
     artefacts = tmp_path / "artefacts"
 
+    sim.reset()
     sim.set_faults([FaultRule(kind="content_filter", match="three-sentence brief")])
     assert main(argv) == 2
     [record] = artefacts.glob("*/run.yaml")

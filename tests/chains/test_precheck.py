@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fmf_spark.cli import main
-from fmf_spark.simulator import SimulatorServer, SimulatorSettings
+from fmf_spark.simulator import SimulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    server = SimulatorServer(
-        SimulatorSettings(latency_ms=0, requests_per_minute=None, tokens_per_minute=None)
-    )
-    server.start()
-    yield server
-    server.stop()
 
 
 def _closed_port() -> int:

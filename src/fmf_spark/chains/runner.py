@@ -35,7 +35,7 @@ from fmf_spark.chains.frames import step_frame, upstream_error_rows
 from fmf_spark.chains.model import Chain
 from fmf_spark.chains.plan import ChainPlan, StepPlan, plan_chain
 from fmf_spark.errors import ChainError
-from fmf_spark.inference import InferenceStep, infer_step, save_requests
+from fmf_spark.inference import InferenceStep, infer_step
 from fmf_spark.inference.cache import cache_location
 from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.inference.progress_store import fold_progress
@@ -421,7 +421,7 @@ class ChainRun:
             )
             # the timings now: ``inferred`` is a local checkpoint, held by the executors
             # only as long as they live
-            save_requests([inferred], self.requests_path)
+            inferred.save_requests(self.requests_path)
             self.ctx.record_output("requests", self.requests_path)
             self._ran.append((step, inferred.provider.model))
             # saved before an exhausted quota is raised: the rerun after the quota

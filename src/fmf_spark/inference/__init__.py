@@ -2,7 +2,8 @@
 
 - :func:`infer` / :class:`InferenceStep`: call a model once per row of a DataFrame
   (``mapInPandas``), with a job-wide quota, retries, a ``request_id`` cache, costs;
-  :func:`infer_step` and :func:`save_requests` for a caller that runs several steps.
+  :func:`infer_step` (a :class:`StepResult`) for a caller that acts between the calls
+  and the result.
 - :class:`RetryingClient` over the provider adapters (:mod:`.azure_openai` for Azure
   OpenAI and OpenAI-compatible endpoints, :mod:`.bedrock` for Bedrock Converse,
   :mod:`.simulator` for the local simulator); a provider type is one module: its config
@@ -41,7 +42,6 @@ from fmf_spark.inference.runner import (
     infer_step,
     inference_metrics,
     request_id,
-    save_requests,
 )
 from fmf_spark.inference.tokens import (
     count_tokens,
@@ -79,5 +79,4 @@ __all__ = [
     "register_provider",
     "registered_providers",
     "request_id",
-    "save_requests",
 ]

@@ -50,7 +50,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -468,18 +468,6 @@ def _outputs(keyed: DataFrame, answers: DataFrame, step: InferenceStep, model: s
     )
 
 
-def save_requests(results: Sequence[StepResult], requests_path: str) -> None:
-    """Append one row per call the steps made (REQUESTS_SCHEMA) to ``requests_path``, in
-    one commit."""
-    frames = [r.requests() for r in results]
-    if not frames:
-        return
-    rows = frames[0]
-    for frame in frames[1:]:
-        rows = rows.unionByName(frame)
-    rows.write.format("delta").mode("append").save(requests_path)
-
-
 @dataclass(frozen=True)
 class StepResult:
     """What :func:`infer_step` produced.
@@ -516,6 +504,10 @@ class StepResult:
                 for f in REQUESTS_SCHEMA
             ]
         )
+
+    def save_requests(self, requests_path: str) -> None:
+        """Append :meth:`requests` to the Delta table at ``requests_path``."""
+        self.requests().write.format("delta").mode("append").save(requests_path)
 
     def raise_if_exhausted(self) -> None:
         """Raise :class:`QuotaExhausted` (the outputs in ``partial``) when a request met
@@ -592,10 +584,11 @@ def infer_step(
     resolver: SecretResolver | None = None,
     provider: ProviderRuntime | None = None,
 ) -> StepResult:
-    """:func:`infer` without its two last acts, for a caller that runs several steps
-    (the chain runner): the calls are made and the result materialised, but the call
-    timings are not saved (:func:`save_requests` saves several steps' in one commit)
-    and an exhausted quota is not raised (:meth:`StepResult.raise_if_exhausted`).
+    """:func:`infer` without its two last acts, for a caller that does more between them
+    (the chain runner saves the outputs before an exhausted quota is raised): the calls
+    are made and the result materialised; the call timings are saved by
+    :meth:`StepResult.save_requests` and an exhausted quota raised by
+    :meth:`StepResult.raise_if_exhausted`.
     """
     spark = df.sparkSession
     runtime = provider or build_provider(step.provider, config, resolver)
@@ -661,7 +654,7 @@ def infer(
         df, step, config, cache_path=cache_path, resolver=resolver, provider=provider
     )
     if requests_path is not None:
-        save_requests([result], requests_path)
+        result.save_requests(requests_path)
     result.raise_if_exhausted()
     return result.outputs
 

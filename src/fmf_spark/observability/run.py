@@ -210,8 +210,9 @@ class RunContext:
         """Time a stage (seconds, summed if the same name is entered again).
 
         ``name`` is ``<kind>`` or ``<kind>.<what>``: ``process``, ``step.<id>``,
-        ``commit`` (the steps' timings and cache), ``export.<sink>``. The stage is a span ``fmf.<kind>`` of the run's trace, and log
-        lines inside it carry ``stage`` (and ``step`` for a step).
+        ``commit`` (the steps' answers into the cache), ``export.<sink>``. The stage is a
+        span ``fmf.<kind>`` of the run's trace, and log lines inside it carry ``stage``
+        (and ``step`` for a step).
         """
         kind, _, what = name.partition(".")
         attributes: dict[str, Any] = {"fmf.stage": name}

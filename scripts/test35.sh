@@ -5,14 +5,14 @@
 # and Delta APIs the library calls (markers spark, slow, cluster in the files below):
 # the session factory and materialise, the connectors' DataFrames, the parsing and
 # chunking UDFs, the inference runner (mapInPandas, task retries, local-cluster), the
-# chain's frames and end-to-end runs, the Delta and S3 sinks through foreachBatch
-# (replays, MERGE, kill and rerun), progress lines.
+# chain's frames and end-to-end runs, the sample chain through the CLI on a Spark Connect
+# server (pyspark 3.5 ships the client only: the server loads Maven Central's
+# spark-connect_2.12 3.5.7 plugin, see tests/servers/spark_connect.py), the Delta and S3
+# sinks through foreachBatch (replays, MERGE, kill and rerun), progress lines.
 # Left out, with the reason (CI's time budget: the whole Spark-touching suite twice does
 # not fit in it; these run on the Spark 4 line):
 #   tests/deploy/          the images, the EMR package, the Lambda target and the bundle
 #                          install requirements/spark4/local.lock (packaging);
-#   tests/chains/test_connect.py     pyspark 3.5 ships no Connect server, and the plugin
-#                          for 3.5.9 (spark-connect_2.12) is not on Maven Central;
 #   quota pacing, calibration and kill-the-driver tests (inference/test_quota_sharing.py,
 #   chains/test_durability.py): Python-side logic over the same mapInPandas path the
 #   runner tests cover; the other sinks (DynamoDB, PostgreSQL, SharePoint): the same
@@ -36,6 +36,7 @@ if [ "$#" -eq 0 ]; then
     tests/processing/test_spark.py tests/processing/test_formats_spark.py \
     tests/inference/test_runner.py tests/inference/test_progress.py tests/inference/test_cluster.py \
     tests/chains/test_frames.py tests/chains/test_e2e.py tests/chains/test_cli.py \
+    tests/chains/test_connect.py \
     tests/exporters/test_common.py tests/exporters/test_delta.py tests/exporters/test_s3.py \
     tests/observability/test_progress.py
 fi

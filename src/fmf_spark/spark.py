@@ -478,6 +478,7 @@ def materialise_as_files(df: DataFrame, scratch: str) -> DataFrame:
     from fmf_spark.storage import join_uri
 
     path = join_uri(scratch, f"materialised-{uuid.uuid4().hex}")
-    df.write.mode("errorifexists").parquet(path)
+    # "error", not "errorifexists": the Spark Connect 3.5 client knows only the short name
+    df.write.mode("error").parquet(path)
     log.debug("materialised through %s (no localCheckpoint in this session)", path)
     return df.sparkSession.read.schema(df.schema).parquet(path)

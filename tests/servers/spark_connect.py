@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the local Connect server JVM starts in about 20 s on a quiet machine; a busy one is slower
 _START_TIMEOUT_S = 300
 
+#: the Connect server plugin for a Spark 3.5 runtime (the newest on Maven Central)
+_CONNECT_35 = "org.apache.spark:spark-connect_2.12:3.5.7"
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -82,11 +85,17 @@ def _wait_ready(proc: subprocess.Popen[str], port: int, output: IO[str]) -> None
 
 
 def main(port: int) -> None:
+    import pyspark
     from pyspark.sql import SparkSession
 
     from fmf_spark.spark import local_conf
 
     conf = local_conf(2, {"spark.default.parallelism": "2"}, verbose=False)
+    if pyspark.__version__.startswith("3."):
+        # pyspark 3.5 ships the Connect client but not the server's plugin; Maven Central
+        # has it up to 3.5.7 (spark-core and spark-sql are ``provided``, so the 3.5.7
+        # plugin runs on the 3.5.x runtime the lock holds)
+        conf["spark.jars.packages"] = _CONNECT_35
     conf["spark.plugins"] = "org.apache.spark.sql.connect.SparkConnectPlugin"
     conf["spark.connect.grpc.binding.address"] = "127.0.0.1"
     conf["spark.connect.grpc.binding.port"] = str(port)

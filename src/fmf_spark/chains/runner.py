@@ -49,6 +49,7 @@ from fmf_spark.observability.run import (
     RunContext,
 )
 from fmf_spark.processing.pipeline import process
+from fmf_spark.spark import side_by_side
 from fmf_spark.storage import join_uri, parent_uri
 
 if TYPE_CHECKING:
@@ -332,8 +333,13 @@ class ChainRun:
         except Exception:
             self.commit(spark, failed=True)  # keep what the steps that ran paid for
             raise
-        self.commit(spark)
         self.result.outputs_path = self.outputs_path
+        # the exports and the cache fold only read the outputs table: the fold runs beside
+        # them (it has no progress display of its own to mix with theirs); an export's
+        # failure is raised first, once the fold has ended
+        side_by_side(lambda: self._export_all(spark, parts, emit), lambda: self.commit(spark))
+
+    def _export_all(self, spark: SparkSession, parts: RunParts, emit: Emit | None) -> None:
         for output in self.plan.chain.outputs:
             self.export(spark, parts.sinks[output.export], emit)
 
@@ -420,13 +426,15 @@ class ChainRun:
                 provider=provider,
             )
             # the timings now: ``inferred`` is a local checkpoint, held by the executors
-            # only as long as they live
-            inferred.save_requests(self.requests_path)
+            # only as long as they live; the outputs are saved before an exhausted quota
+            # is raised: the rerun after the quota resets calls only the rest. Two tables
+            # from the same checkpoint: written side by side.
+            side_by_side(
+                lambda: inferred.save_requests(self.requests_path),
+                lambda: self._save(inferred.outputs.unionByName(upstream_failed)),
+            )
             self.ctx.record_output("requests", self.requests_path)
             self._ran.append((step, inferred.provider.model))
-            # saved before an exhausted quota is raised: the rerun after the quota
-            # resets calls only the rest
-            self._save(inferred.outputs.unionByName(upstream_failed))
             self.ctx.record_output("outputs", self.outputs_path)
             summary.count(output_metrics(self._outputs_of(spark, step.id)))
             inferred.raise_if_exhausted()

@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fmf_spark._deps import require
 from fmf_spark.errors import ConfigError
@@ -486,9 +486,9 @@ def materialise_as_files(df: DataFrame, scratch: str) -> DataFrame:
     return df.sparkSession.read.schema(df.schema).parquet(path)
 
 
-def side_by_side(*actions: Callable[[], object]) -> None:
+def side_by_side(*actions: Callable[[], Any]) -> list[Any]:
     """Run independent Spark actions (writes to different tables, say) at the same time
-    from driver threads, and return once all have ended.
+    from driver threads; once all have ended, return their results in argument order.
 
     Each small Delta write or count spends most of its time on the driver (planning, the
     transaction log, the commit) while the executors idle; Spark schedules the jobs of
@@ -502,11 +502,12 @@ def side_by_side(*actions: Callable[[], object]) -> None:
     Example:
         >>> side_by_side(lambda: docs.write.save(a), lambda: chunks.write.save(b))  # doctest: +SKIP
     """
+    results: list[Any] = [None] * len(actions)
     errors: list[BaseException | None] = [None] * len(actions)
 
-    def run(index: int, action: Callable[[], object]) -> None:
+    def run(index: int, action: Callable[[], Any]) -> None:
         try:
-            action()
+            results[index] = action()
         except BaseException as exc:  # handed to the calling thread
             errors[index] = exc
 
@@ -520,7 +521,7 @@ def side_by_side(*actions: Callable[[], object]) -> None:
         threads.append(thread)
     if actions:
         try:
-            actions[0]()
+            results[0] = actions[0]()
         except Exception as exc:
             errors[0] = exc
     for thread in threads:
@@ -528,3 +529,4 @@ def side_by_side(*actions: Callable[[], object]) -> None:
     for error in errors:
         if error is not None:
             raise error
+    return results

@@ -28,6 +28,10 @@ def test_actions_overlap_and_all_end_before_it_returns() -> None:
     assert sorted(done) == ["first", "second"]
 
 
+def test_the_results_come_back_in_argument_order() -> None:
+    assert side_by_side(lambda: "docs", lambda: 6, lambda: None) == ["docs", 6, None]
+
+
 def test_the_callers_context_reaches_every_action() -> None:
     seen: list[str] = []
     token = FIELD.set("run-1")

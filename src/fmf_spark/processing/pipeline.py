@@ -13,7 +13,7 @@ from fmf_spark.spark import side_by_side
 from fmf_spark.storage import join_uri
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, Row, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from fmf_spark.config.models import FmfConfig
     from fmf_spark.config.secrets import SecretResolver
@@ -222,10 +222,8 @@ def process(
         finally:
             fused.unpersist()
 
-    counts: list[Row] = []
-    n_chunks: list[int] = []
-    side_by_side(
-        lambda: counts.extend(
+    counts, n_chunks = side_by_side(
+        lambda: (
             spark.read.format("delta")
             .load(documents_path)
             .groupBy(
@@ -236,7 +234,7 @@ def process(
             .count()
             .collect()
         ),
-        lambda: n_chunks.append(spark.read.format("delta").load(chunks_path).count()),
+        lambda: spark.read.format("delta").load(chunks_path).count(),
     )
     by_type: dict[tuple[str, str], int] = {}
     errors: dict[str, int] = {}
@@ -250,7 +248,7 @@ def process(
         documents_path=documents_path,
         chunks_path=chunks_path,
         documents=sum(by_type.values()),
-        chunks=int(n_chunks[0]),
+        chunks=int(n_chunks),
         by_type_status=by_type,
         errors=errors,
         seconds=time.monotonic() - started,

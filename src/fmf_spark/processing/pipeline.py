@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,18 @@ class ProcessResult:
         return lines
 
 
+@dataclass
+class ParsedRows:
+    """The fused rows :func:`process` writes its two tables from."""
+
+    #: the fused rows (:func:`~fmf_spark.processing.spark.fused_schema`) of every file
+    rows: DataFrame
+    #: the rows parsed by this call, persisted (``unpersist`` once the tables are written)
+    fresh: DataFrame | None = None
+    #: appends ``fresh`` to the parse cache (one Delta commit)
+    cache_append: Callable[[], None] | None = None
+
+
 def _write_table(frame: DataFrame, path: str) -> None:
     frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
 
@@ -77,7 +89,7 @@ def parse_cached(
     selector: str | Sequence[str] | None,
     config: FmfConfig,
     cache_path: str,
-) -> DataFrame:
+) -> ParsedRows:
     """The fused rows of the listed files, parsing only those the parse cache lacks.
 
     The cache (``<artefacts>/_cache/processed``, a Delta table) holds every parse's
@@ -85,13 +97,15 @@ def parse_cached(
     (source, URI, size, modification time, ETag) and of :func:`parse_key`; and
     ``parse_id``, one token per :func:`process` call. A file is taken from the cache
     when one earlier parse of its key left every document of it ``ok`` (a failed parse,
-    a timeout on a busy machine say, is tried again); else it is read and parsed here
-    and its rows are appended to the cache (one Delta commit: a killed run leaves all
-    of them or none). What this returns is read back from the cache, so the two tables
-    :func:`process` writes never parse twice.
+    a timeout on a busy machine say, is tried again); else it is read and parsed here,
+    into rows persisted on the executors' disks, which
+    :attr:`ParsedRows.cache_append` appends to the cache (one Delta commit: a killed run
+    leaves all of them or none) while :func:`process` writes its tables from the same
+    rows: no file is parsed twice.
     """
     import uuid
 
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
     from pyspark.sql.utils import AnalysisException
@@ -121,8 +135,9 @@ def parse_cached(
         cache = table
     except AnalysisException:  # no cache yet
         pass
-    parse_id = uuid.uuid4().hex
+    names = fused_schema().fieldNames()
     done: list[tuple[str, str]] = []
+    cached: DataFrame | None = None
     if cache is not None:
         # per key, one earlier parse that left every document ok
         parses = (
@@ -136,22 +151,37 @@ def parse_cached(
         # only the keys listed now (a semi join: the listing's size-balanced tasks stay)
         listed = parses.join(keyed.select("source_key"), "source_key", "left_semi")
         done = [(r["source_key"], r["parse_id"]) for r in listed.collect()]
-    chosen = spark.createDataFrame(done, "source_key string, parse_id string")
-    todo = keyed.join(F.broadcast(chosen.select("source_key")), "source_key", "left_anti")
-    if cache is None or len(done) < len(infos):  # else all cached: no job, no commit
-        schema = StructType([*fused_schema().fields, StructField("source_key", StringType())])
-        fresh = todo.mapInPandas(
-            fused_partition(connector, config.processing, config.plugins, schema), schema
-        )
+        chosen = spark.createDataFrame(done, "source_key string, parse_id string")
+        cached = cache.join(F.broadcast(chosen), ["source_key", "parse_id"], "left_semi")
+        cached = cached.select(*names)
+        if len(done) == len(infos):  # all cached: no parse, no commit
+            return ParsedRows(rows=cached)
+    todo = keyed
+    if done:
+        parsed_before = spark.createDataFrame([(k,) for k, _ in done], "source_key string")
+        todo = keyed.join(F.broadcast(parsed_before), "source_key", "left_anti")
+    schema = StructType([*fused_schema().fields, StructField("source_key", StringType())])
+    fresh = todo.mapInPandas(
+        fused_partition(connector, config.processing, config.plugins, schema), schema
+    )
+    # disk only: on a 20 MB corpus 7.4-9.1 CPU s against 8.1-11.3 for MEMORY_AND_DISK (no
+    # JVM heap pressure), and safe with a 1g executor; counted here, so the parse is one
+    # job before the writes that read it start side by side
+    fresh = fresh.persist(StorageLevel.DISK_ONLY)
+    fresh.count()
+    parse_id = uuid.uuid4().hex
+
+    def cache_append() -> None:
         fresh.withColumn("parse_id", F.lit(parse_id)).write.format("delta").mode("append").option(
             "mergeSchema", "true"
         ).save(cache_path)
-    # this call's parse of the files it parsed, the cached parse of the others
-    wanted = keyed.select("source_key").join(F.broadcast(chosen), "source_key", "left")
-    wanted = wanted.select("source_key", F.coalesce("parse_id", F.lit(parse_id)).alias("parse_id"))
-    rows = spark.read.format("delta").load(cache_path)
-    rows = rows.join(F.broadcast(wanted), ["source_key", "parse_id"], "left_semi")
-    return rows.drop("source_key", "parse_id")
+
+    rows = fresh.select(*names)
+    return ParsedRows(
+        rows=rows if cached is None else cached.unionByName(rows),
+        fresh=fresh,
+        cache_append=cache_append,
+    )
 
 
 def process(
@@ -205,28 +235,20 @@ def process(
     chunks_path = join_uri(run_dir, "chunks")
 
     if cache_path is not None:
-        docs, chunks = split_fused(parse_cached(spark, connector, selector, config, cache_path))
-        # both read the parse cache, not the files: written side by side
-        side_by_side(
-            lambda: _write_table(docs, documents_path), lambda: _write_table(chunks, chunks_path)
-        )
+        parsed = parse_cached(spark, connector, selector, config, cache_path)
     else:
         fused = read_parse_chunk(spark, connector, selector, config.processing, config.plugins)
-        # disk only: on a 20 MB corpus 7.4-9.1 CPU s against 8.1-11.3 for MEMORY_AND_DISK
-        # (no JVM heap pressure), and safe with a 1g executor
-        fused = fused.persist(StorageLevel.DISK_ONLY)
-        try:
-            # one after the other: the first write parses the files into the persisted rows
-            for frame, path in zip(split_fused(fused), (documents_path, chunks_path), strict=True):
-                _write_table(frame, path)
-        finally:
-            fused.unpersist()
-
-    counts, n_chunks = side_by_side(
+        fused = fused.persist(StorageLevel.DISK_ONLY)  # as parse_cached does
+        fused.count()
+        parsed = ParsedRows(rows=fused, fresh=fused)
+    docs, chunks = split_fused(parsed.rows)
+    # the two tables, their counts and the cache's new rows all read the parsed rows,
+    # not the files, and not each other: written and counted side by side
+    actions: list[Callable[[], object]] = [
+        lambda: _write_table(docs, documents_path),
+        lambda: _write_table(chunks, chunks_path),
         lambda: (
-            spark.read.format("delta")
-            .load(documents_path)
-            .groupBy(
+            docs.groupBy(
                 F.coalesce(F.col("content_type"), F.lit("unknown")).alias("ctype"),
                 "status",
                 F.col("error.code").alias("code"),
@@ -234,8 +256,15 @@ def process(
             .count()
             .collect()
         ),
-        lambda: spark.read.format("delta").load(chunks_path).count(),
-    )
+        chunks.count,
+    ]
+    if parsed.cache_append is not None:
+        actions.append(parsed.cache_append)
+    try:
+        _, _, counts, n_chunks, *_ = side_by_side(*actions)
+    finally:
+        if parsed.fresh is not None:
+            parsed.fresh.unpersist()
     by_type: dict[tuple[str, str], int] = {}
     errors: dict[str, int] = {}
     for row in counts:

@@ -26,9 +26,9 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
-def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
-    spark, tmp_path: Path, sim: SimulatorServer
-) -> None:
+def _two_step_run(tmp_path: Path, sim: SimulatorServer) -> tuple[list[str], Path]:
+    """``fmf run`` argv for the sample chain's first two steps over two documents (the
+    briefs stop the run on a failure), and its artefacts folder."""
     data = yaml.safe_load((ROOT / "conf" / "fmf.yaml").read_text())
     data["artefacts"] = {"root": str(tmp_path / "artefacts")}
     docs = tmp_path / "docs"
@@ -55,7 +55,13 @@ def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
     chain_path.write_text(yaml.safe_dump(chain))
     argv = ["--config", str(conf), "run", "--chain", str(chain_path), "--quiet"]
     artefacts = tmp_path / "artefacts"
+    return argv, artefacts
 
+
+def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
+    spark, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    argv, artefacts = _two_step_run(tmp_path, sim)
     sim.reset()
     sim.set_faults([FaultRule(kind="content_filter", match="three-sentence brief")])
     assert main(argv) == 2
@@ -82,3 +88,22 @@ def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
     sim.reset()
     assert main(argv) == 0
     assert sim.stats()["requests"] == refused
+
+
+def test_an_exhausted_quota_stops_the_run_with_its_code_after_saving_the_outputs(
+    spark, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    argv, artefacts = _two_step_run(tmp_path, sim)
+    sim.reset()
+    sim.set_faults([FaultRule(kind="quota_exhausted", match="three-sentence brief")])
+    assert main(argv) == 2
+    [record] = artefacts.glob("*/run.yaml")
+    run = yaml.safe_load(record.read_text())
+    assert (run["status"], run["error"]["code"]) == ("failed", "inference.quota_exhausted")
+    outputs = spark.read.format("delta").load(str(record.parent / "outputs"))
+    codes = {
+        (r["step"], r["code"]): r["count"]
+        for r in outputs.groupBy("step", F.col("error.code").alias("code")).count().collect()
+    }
+    paid = run["metrics"]["steps"]["summarize"]["calls"]
+    assert codes == {("summarize", None): paid, ("brief", "inference.quota_exhausted"): 2}

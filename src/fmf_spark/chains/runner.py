@@ -436,8 +436,9 @@ class ChainRun:
             self.ctx.record_output("requests", self.requests_path)
             self._ran.append((step, inferred.provider.model))
             self.ctx.record_output("outputs", self.outputs_path)
-            summary.count(output_metrics(self._outputs_of(spark, step.id)))
-            inferred.raise_if_exhausted()
+            counted = output_metrics(self._outputs_of(spark, step.id))
+            summary.count(counted)
+            inferred.raise_if_exhausted(counted)
         summary.seconds = round(self.ctx.timings[stage], 3)
         _say(
             emit, f"step {step.id}: {summary.calls} calls, {summary.ok} ok, {summary.failed} failed"

@@ -61,7 +61,7 @@ from fmf_spark.inference.cache import read_cache
 from fmf_spark.inference.client import RetryingClient, RetryPolicy
 from fmf_spark.inference.cost import compute_cost
 from fmf_spark.inference.limiter import LimiterSpec, QuotaBroker, make_limiter
-from fmf_spark.inference.metrics import output_metrics
+from fmf_spark.inference.metrics import OutputMetrics, output_metrics
 from fmf_spark.inference.progress_store import (
     ProgressSpec,
     TaskProgress,
@@ -509,11 +509,18 @@ class StepResult:
         """Append :meth:`requests` to the Delta table at ``requests_path``."""
         self.requests().write.format("delta").mode("append").save(requests_path)
 
-    def raise_if_exhausted(self) -> None:
+    def raise_if_exhausted(self, counted: OutputMetrics | None = None) -> None:
         """Raise :class:`QuotaExhausted` (the outputs in ``partial``) when a request met
-        a quota that will not clear soon."""
+        a quota that will not clear soon.
+
+        ``counted``: the metrics of a table that holds these outputs (the chain's
+        outputs of the step), when the caller has them: without a failure of that code
+        there, no Spark job looks for one.
+        """
         from pyspark.sql import functions as F
 
+        if counted is not None and QuotaExhausted.code not in counted.failures_by_code:
+            return
         out, runtime = self.outputs, self.provider
         exhausted = (
             out.where(F.col("error.code") == QuotaExhausted.code)

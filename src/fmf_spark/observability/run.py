@@ -292,8 +292,10 @@ class RunContext:
             "chain": chain,
             "prompts": [p.as_dict() for p in self.prompts],
             "metrics": self.metrics,
-            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
-            "outputs": self.outputs,
+            # copies taken at once: stages that run beside each other (the exports and
+            # the cache fold) add their timings and outputs from their own threads
+            "timings_s": {k: round(v, 3) for k, v in dict(self.timings).items()},
+            "outputs": dict(self.outputs),
             "exports": self.exports,
         }
         if self.pending_exports:

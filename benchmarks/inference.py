@@ -57,8 +57,8 @@ a little (both sides alike) and shows up as a lower quota use, never as more 429
 Two more scenarios measure whole runs rather than one ``infer()`` call:
 
 - ``e2e``: a chain shaped like ``chains/sample.yaml`` (a chunk step, then a document
-  step fed its answers; without the corpus digest, one call whose prompt grows with the
-  corpus) over ``--documents`` one-chunk documents, run as ``fmf run`` runs it
+  step fed its answers, or with ``--e2e-steps 1`` the chunk step alone; without the
+  corpus digest, one call whose prompt grows with the corpus) over ``--documents`` one-chunk documents, run as ``fmf run`` runs it
   (:func:`fmf_spark.cli.app.run_chain`: process, steps, Delta export, ``run.yaml``;
   MLflow off) against the same simulator with Azure's accounting. It prints the run's
   wall time over the quota floor: the time the provider's quota alone needs for the
@@ -384,6 +384,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="baseline: threads per task")
     parser.add_argument("--cotenant-rpm", type=float, default=200.0)
     parser.add_argument("--documents", type=int, default=300, help="e2e: one-chunk documents")
+    parser.add_argument(
+        "--e2e-steps",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="e2e: the chunk step alone (1), or then the document step (2)",
+    )
     parser.add_argument("--limiter", choices=("auto", "broker", "static"), default="auto")
     parser.add_argument(
         "--scenarios",
@@ -470,7 +477,11 @@ def main() -> int:
         f"{args.latency_ms:g} ms mean latency; {args.requests} requests of max_tokens="
         f"{args.max_tokens}, {args.tasks} tasks, limiter {args.limiter}"
         + (" (Spark Connect)" if args.connect else "")
-        + (f"; e2e: {args.documents} documents" if "e2e" in scenarios else ""),
+        + (
+            f"; e2e: {args.documents} documents, {args.e2e_steps} step(s)"
+            if "e2e" in scenarios
+            else ""
+        ),
         flush=True,
     )
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -568,7 +579,11 @@ def run_e2e(spark: Any, sim: Any, args: argparse.Namespace) -> dict[str, Any]:
         for i, text in enumerate(make_texts(args.documents, seed=23)):
             (docs / f"note{i:05d}.md").write_text(f"# Note {i}\n\n{text}\n", encoding="utf-8")
         chain_path = Path(tmp) / "bench_e2e.yaml"
-        chain_path.write_text(E2E_CHAIN, encoding="utf-8")
+        chain_text = E2E_CHAIN
+        if args.e2e_steps == 1:  # without the document step
+            brief = chain_text.index("  - id: brief")
+            chain_text = chain_text[:brief] + chain_text[chain_text.index("outputs:", brief) :]
+        chain_path.write_text(chain_text, encoding="utf-8")
         provider = "inference.providers.simulator"
         cfg = load_config(
             Path(ROOT) / "conf" / "fmf.yaml",

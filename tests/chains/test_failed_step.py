@@ -9,6 +9,7 @@ the failed step, and the run report has the calls that were made.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,15 +59,23 @@ def _two_step_run(tmp_path: Path, sim: SimulatorServer) -> tuple[list[str], Path
     return argv, artefacts
 
 
+def _briefs_refused(
+    sim: SimulatorServer, argv: list[str], artefacts: Path, fault: str
+) -> tuple[Path, dict[str, Any]]:
+    """Run it with every brief refused by ``fault``: it must exit 2; its ``run.yaml``
+    (path, content)."""
+    sim.reset()
+    sim.set_faults([FaultRule(kind=fault, match="three-sentence brief")])
+    assert main(argv) == 2
+    [record] = artefacts.glob("*/run.yaml")
+    return record, yaml.safe_load(record.read_text())
+
+
 def test_a_failed_step_commits_what_the_steps_before_it_paid_for(
     spark, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     argv, artefacts = _two_step_run(tmp_path, sim)
-    sim.reset()
-    sim.set_faults([FaultRule(kind="content_filter", match="three-sentence brief")])
-    assert main(argv) == 2
-    [record] = artefacts.glob("*/run.yaml")
-    first = yaml.safe_load(record.read_text())
+    record, first = _briefs_refused(sim, argv, artefacts, "content_filter")
     assert (first["status"], first["error"]["code"]) == ("failed", "chain.step_failed")
     steps = first["metrics"]["steps"]
     paid, refused = steps["summarize"]["calls"], steps["brief"]["calls"]
@@ -94,11 +103,7 @@ def test_an_exhausted_quota_stops_the_run_with_its_code_after_saving_the_outputs
     spark, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     argv, artefacts = _two_step_run(tmp_path, sim)
-    sim.reset()
-    sim.set_faults([FaultRule(kind="quota_exhausted", match="three-sentence brief")])
-    assert main(argv) == 2
-    [record] = artefacts.glob("*/run.yaml")
-    run = yaml.safe_load(record.read_text())
+    record, run = _briefs_refused(sim, argv, artefacts, "quota_exhausted")
     assert (run["status"], run["error"]["code"]) == ("failed", "inference.quota_exhausted")
     outputs = spark.read.format("delta").load(str(record.parent / "outputs"))
     codes = {

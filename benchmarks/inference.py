@@ -58,7 +58,8 @@ Two more scenarios measure whole runs rather than one ``infer()`` call:
 
 - ``e2e``: a chain shaped like ``chains/sample.yaml`` (a chunk step, then a document
   step fed its answers, or with ``--e2e-steps 1`` the chunk step alone; without the
-  corpus digest, one call whose prompt grows with the corpus) over ``--documents`` one-chunk documents, run as ``fmf run`` runs it
+  corpus digest, one call whose prompt grows with the corpus) over ``--documents``
+  one-chunk documents, run as ``fmf run`` runs it
   (:func:`fmf_spark.cli.app.run_chain`: process, steps, Delta export, ``run.yaml``;
   MLflow off) against the same simulator with Azure's accounting. It prints the run's
   wall time over the quota floor: the time the provider's quota alone needs for the

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+
+
+# `pytest -n 2 --dist loadfile` (make test): a test file goes to one worker as a whole (a
+# module's servers start once), and so do all the files that build wheels and venvs from
+# the repository: their session fixtures (the wheels, the jars) are built once, and no two
+# builds write the source tree's build/ at the same time. (xdist's own `loadgroup` cannot
+# express this on pytest 9: it renames the node ids, which pytest 9 no longer reads.)
+PACKAGING = ("tests/deploy/", "tests/foundation/test_wheel.py")
+
+
+def worker_group(nodeid: str) -> str:
+    """The unit of work of a test under ``--dist loadfile``: ``packaging`` for the files
+    of :data:`PACKAGING`, else its own file."""
+    path = nodeid.split("::", 1)[0]
+    return "packaging" if path.startswith(PACKAGING) else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the packaging files in one unit (:func:`worker_group`)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class GroupedFiles(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return GroupedFiles(config, log)
 
 
 @pytest.fixture(scope="session")

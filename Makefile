@@ -29,5 +29,5 @@ wheel:  ## the wheel and sdist in dist/
 clean:
 	rm -rf .venv .venv-run dist build artefacts mlruns mlflow.db spark-warehouse coverage.json .coverage
 
-emr-package:  ## dist/emr/: packed virtualenv (venv-pack) + fmf_job.py + step.json for EMR
+emr-package:  ## dist/emr/: packed virtualenv (venv-pack) + fmf_job.py + step.json for EMR (EMR 7: LOCK=requirements/spark35/local.lock)
 	PYTHON=.venv/bin/python scripts/emr_package.sh

@@ -7,7 +7,9 @@
 #   step.json             the EMR step (deploy/emr/step.json)
 # venv-pack keeps the interpreter as a symlink: build on the Python the nodes run (the
 # same version at the same path; docs/deploy/emr.md builds it in an Amazon Linux image).
-# Environment: PYTHON (default python3), EXTRAS (default local; ignored with a lock).
+# Environment: PYTHON (default python3), EXTRAS (default local; ignored with a lock),
+# LOCK (default requirements/spark4/local.lock, for an EMR release with Spark 4;
+# requirements/spark35/local.lock for EMR 7.x, whose Spark is 3.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"

@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
 # The Spark 3.5 pass of `make test` (scripts/test.sh runs it after the main suite; run it
 # alone with `scripts/test35.sh`): .venv-spark35 from requirements/spark35/test.lock
-# (pyspark 3.5, delta-spark 3.3, Scala 2.12 jars), then the tests that exercise the Spark
-# and Delta APIs the library calls (markers spark, slow, cluster in the files below):
-# the session factory and materialise, the connectors' DataFrames, the parsing and
-# chunking UDFs, the inference runner (mapInPandas, task retries, local-cluster), the
-# chain's frames and end-to-end runs, the sample chain through the CLI on a Spark Connect
-# server (pyspark 3.5 ships the client only: the server loads Maven Central's
-# spark-connect_2.12 3.5.7 plugin, see tests/servers/spark_connect.py), the Delta and S3
-# sinks through foreachBatch (replays, MERGE, kill and rerun), progress lines.
-# Left out, with the reason (CI's time budget: the whole Spark-touching suite twice does
-# not fit in it; these run on the Spark 4 line):
-#   tests/deploy/          the images, the EMR package, the Lambda target and the bundle
-#                          install requirements/spark4/local.lock (packaging);
-#   quota pacing, calibration and kill-the-driver tests (inference/test_quota_sharing.py,
-#   chains/test_durability.py): Python-side logic over the same mapInPandas path the
-#   runner tests cover; the other sinks (DynamoDB, PostgreSQL, SharePoint): the same
-#   foreachBatch machinery as Delta and S3.
+# (pyspark 3.5, delta-spark 3.3, Scala 2.12 jars), then every test that runs Spark from
+# this venv (markers spark, slow, cluster): the session factory, the connectors, parsing
+# and chunking, the inference runner (mapInPandas, task retries, local-cluster, the quota
+# broker), the chains (end to end, on a Spark Connect server: pyspark 3.5 ships the client
+# only, so the server loads Maven Central's spark-connect_2.12 3.5.7 plugin, see
+# tests/servers/spark_connect.py), every sink through foreachBatch (kill and rerun),
+# observability, and the deployments that run this venv's Spark: spark-submit (local and
+# local-cluster), the EMR package (built from requirements/spark35/local.lock, as EMR 7
+# runs Spark 3.5), the notebooks, the IAM-enforced job.
+# Left out: the tests of what never runs this venv's Spark: the AWS Batch and Lambda
+# images install requirements/spark4/local.lock (the images bring their own Spark 4), and
+# the wheel test installs the wheel without pyspark.
+# Two workers, as in the main pass (tests/conftest.py: --dist loadfile keeps a file, and
+# the packaging files, on one worker).
+# FMF_SPARK35_SCOPE=core runs only the core files (below), for a run short of time.
 # No coverage here: the main pass measures it. Arguments go to pytest instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +25,12 @@ VENV=.venv-spark35 LOCK_SET=spark35 scripts/setup.sh test
 # shellcheck disable=SC1091
 source .venv-spark35/bin/activate
 export PYSPARK_PYTHON="$PWD/.venv-spark35/bin/python"
-unset PYSPARK_DRIVER_PYTHON
 python -c 'import pyspark, delta; print(f"== pytest on Spark {pyspark.__version__}, delta-spark", __import__("importlib.metadata").metadata.version("delta-spark"))'
 
-if [ "$#" -eq 0 ]; then
+if [ "$#" -eq 0 ] && [ "${FMF_SPARK35_SCOPE:-full}" = "core" ]; then
+  # the core files (what `make test` runs when the full pass does not fit its budget):
+  # the session factory, connectors, parsing, the runner, the chains (Connect included),
+  # the Delta and S3 sinks, progress lines; about a third of the full pass
   set -- -m "spark or slow or cluster" \
     tests/foundation/test_spark.py \
     tests/connectors \
@@ -39,5 +40,11 @@ if [ "$#" -eq 0 ]; then
     tests/chains/test_connect.py \
     tests/exporters/test_common.py tests/exporters/test_delta.py tests/exporters/test_s3.py \
     tests/observability/test_progress.py
+elif [ "$#" -eq 0 ]; then
+  set -- -m "spark or slow or cluster" \
+    --ignore tests/deploy/test_aws_batch.py --ignore tests/deploy/test_lambda.py \
+    --ignore tests/foundation/test_wheel.py
 fi
-python -m pytest -p no:cacheprovider "$@"
+# C1 alone for the tests' short-lived JVMs, as in the main pass (see scripts/test.sh)
+SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1" \
+  python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"

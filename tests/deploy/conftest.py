@@ -132,8 +132,12 @@ def install(wheel: Path, extras: str, mode: str, dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def jars_dir() -> Path:
-    """The Delta + S3A jars, fetched by the images' build-time script (kept between runs)."""
+    """The Delta + S3A jars, fetched by the images' build-time script (kept between runs,
+    one folder per pyspark version: the 3.5 pass needs other jars than the main one)."""
+    import pyspark
+
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmf_spark" / "jars"
+    cache = cache / pyspark.__version__
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fetch_jars.py"), str(cache)],
         check=True,

@@ -35,19 +35,26 @@ SMALL_CONF = (
 
 
 def delta_package() -> str:
-    """The Delta Maven coordinate that pairs with the installed pyspark and delta-spark."""
-    from importlib.metadata import version
+    """The Delta Maven coordinate that pairs with the installed pyspark and delta-spark
+    (``delta-spark_4.x_2.13`` on Spark 4, ``delta-spark_2.12`` on Spark 3.5)."""
+    from fmf_spark.spark import delta_packages
 
-    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
-    return f"io.delta:delta-spark_{spark_minor}_2.13:{version('delta-spark')}"
+    (package,) = delta_packages()
+    return package
+
+
+#: the lock set of the running pyspark line (requirements/<set>/): what a package built
+#: for the Spark the tests run on installs
+LOCK_SET = "spark35" if pyspark.__version__.startswith("3.") else "spark4"
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without anything that marks a launched Spark."""
+    """This process's environment without anything that marks a launched Spark
+    (``SPARK_SUBMIT_OPTS`` stays: the JVM options `make test` gives every test JVM)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYSPARK_", "SPARK_", "FMF_", "FMF__"))
+        if k == "SPARK_SUBMIT_OPTS" or not k.startswith(("PYSPARK_", "SPARK_", "FMF_", "FMF__"))
     }
     env["SPARK_HOME"] = str(SPARK_HOME)
     env.update(extra or {})

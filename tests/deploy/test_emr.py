@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import Bucket, doc_ids, job_settings, make_bucket, uv_env
-from tests.deploy.helpers import ROOT, SPARK_HOME, clean_env, spark_submit
+from tests.deploy.helpers import LOCK_SET, ROOT, SPARK_HOME, clean_env, spark_submit
 
 pytestmark = [pytest.mark.slow]
 
@@ -52,7 +52,14 @@ def emr_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         ["bash", "scripts/emr_package.sh"],
         cwd=copy,
-        env={**clean_env(), "PYTHON": sys.executable, **uv_env()},
+        # EMR 7 runs Spark 3.5, a release with Spark 4 runs 4: the package is built from
+        # the lock of the Spark line this run tests (the 3.5 pass builds EMR 7's)
+        env={
+            **clean_env(),
+            "PYTHON": sys.executable,
+            "LOCK": str(copy / "requirements" / LOCK_SET / "local.lock"),
+            **uv_env(),
+        },
         capture_output=True,
         text=True,
         timeout=1800,

@@ -36,14 +36,14 @@ scripts/lint.sh
 echo "== pytest (with coverage of the driver-side code)"
 rm -f .coverage coverage.json
 pytest_started=$SECONDS
-# two workers (pytest-xdist): a test file, or the packaging files together, per worker at
+# Two workers (pytest-xdist): a test file, or the packaging files together, per worker at
 # a time (tests/conftest.py); many tests wait on servers and subprocess JVMs, and two
-# workers keep both cores busy
-# The JVMs the tests start (each worker's session, `fmf run`, the Connect server; spark-submit
-# starts them all and reads SPARK_SUBMIT_OPTS) live seconds to minutes on tiny inputs: C1
-# alone compiles enough for them, and C2's compiler threads no longer take the 2 cores
-# from the tests (a fifth to a quarter less CPU on test_quiet_start + test_delta). Only
-# here: the main command's check below runs as users run it.
+# workers keep both cores busy. The JVMs the tests start (each worker's session, `fmf
+# run`, the Connect server; spark-submit starts them all and reads SPARK_SUBMIT_OPTS)
+# live seconds to minutes on tiny inputs: C1 alone compiles enough for them, and C2's
+# compiler threads no longer take the 2 cores from the tests (a fifth to a quarter less
+# CPU on test_quiet_start + test_delta). Only here: the main command's check below runs
+# as users run it.
 SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1" \
   python -m pytest -n 2 --dist loadfile --cov=fmf_spark --cov-report=json:coverage.json "$@"
 pytest_s=$((SECONDS - pytest_started))

@@ -25,6 +25,7 @@ VENV=.venv-spark35 LOCK_SET=spark35 scripts/setup.sh test
 # shellcheck disable=SC1091
 source .venv-spark35/bin/activate
 export PYSPARK_PYTHON="$PWD/.venv-spark35/bin/python"
+unset PYSPARK_DRIVER_PYTHON
 python -c 'import pyspark, delta; print(f"== pytest on Spark {pyspark.__version__}, delta-spark", __import__("importlib.metadata").metadata.version("delta-spark"))'
 
 if [ "$#" -eq 0 ] && [ "${FMF_SPARK35_SCOPE:-full}" = "core" ]; then

@@ -136,8 +136,8 @@ def jars_dir() -> Path:
     one folder per pyspark version: the 3.5 pass needs other jars than the main one)."""
     import pyspark
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmf_spark" / "jars"
-    cache = cache / pyspark.__version__
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cache = cache_home / "fmf_spark" / "jars" / pyspark.__version__
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fetch_jars.py"), str(cache)],
         check=True,

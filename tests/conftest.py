@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,35 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return worker_group(nodeid)
 
     return GroupedFiles(config, log)
+
+
+#: a JVM exception's cause in a Py4J error ("Caused by: ...") or its first line
+_JAVA_CAUSE = re.compile(r"^(?:E\s+)?(?:Caused by: |: )(\S+(?:Exception|Error)\b.*)$")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After the failures, the Java causes inside each failed test's Py4J errors.
+
+    A Spark failure's report is a long JVM stack whose root cause sits in its middle; CI
+    shows a run's last lines, so the causes are repeated here, at the end.
+    """
+    lines: list[str] = []
+    for key in ("failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            text = getattr(report, "longreprtext", "") or ""
+            causes = dict.fromkeys(
+                m.group(1)[:300]
+                for line in text.splitlines()
+                if (m := _JAVA_CAUSE.match(line.strip()))
+            )
+            if causes:
+                lines.append(f"{report.nodeid} ({report.when}):")
+                lines += [f"  {cause}" for cause in list(causes)[:12]]
+    if lines:
+        terminalreporter.write_sep("=", "Java causes of the failures above")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

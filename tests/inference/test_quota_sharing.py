@@ -124,9 +124,13 @@ def test_a_cotenant_is_left_its_share(quota_sim: SimulatorServer) -> None:
     ours, theirs = users[""], users["cotenant"]
     learned = limiter.bucket.calibration.snapshot()
     assert ours["ok"] == 200
-    # taking the whole quota would meet a refusal in every window; a share, almost none
+    # taking the whole quota would meet refusals in every window (about 26 requests for
+    # 20 places: some 6 refused a window, 90 over the run, a quarter of them the
+    # co-tenant's); a share, almost none. The co-tenant paces itself on a thread of this
+    # busy test process, so a late request of its can land in the next window beside one
+    # on time: it is allowed a few more.
     assert ours.get("rejected_429", 0) <= 4, (ours, theirs, learned)
-    assert theirs.get("rejected_429", 0) <= 4, (ours, theirs, learned)
+    assert theirs.get("rejected_429", 0) <= 8, (ours, theirs, learned)
     # the two thirds the co-tenant leaves, less a margin
     assert 0.5 < learned["request_share"] < 0.75, (ours, theirs, learned)
 

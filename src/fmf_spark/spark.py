@@ -43,6 +43,7 @@ from contextvars import copy_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmf_spark import class_archive
 from fmf_spark._deps import require
 from fmf_spark.errors import ConfigError
 from fmf_spark.observability.logging import get_logger
@@ -143,11 +144,21 @@ def get_spark(
         os.environ.setdefault("SPARK_HOME", os.path.dirname(pyspark.__file__))
 
     conf = local_conf(partitions, {**user_conf, **(extra_conf or {})}, verbose=verbose)
+    archive = class_archive.plan(config.spark.class_archive if config is not None else "auto")
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in conf.items():
+    for key, value in with_java_options(conf, archive).items():
         builder = builder.config(key, value)
     session: SparkSession = builder.getOrCreate()
+    class_archive.started(session, archive)
     return session
+
+
+def with_java_options(conf: dict[str, str], archive: class_archive.Plan | None) -> dict[str, str]:
+    """``conf`` with the class archive's options added to the driver's Java options."""
+    if archive is None:
+        return conf
+    options = f"{conf.get('spark.driver.extraJavaOptions', '')} {archive.java_options}"
+    return {**conf, "spark.driver.extraJavaOptions": options.strip()}
 
 
 def local_conf(partitions: int, user_conf: Mapping[str, str], *, verbose: bool) -> dict[str, str]:
@@ -197,7 +208,8 @@ def connect_session(
         partitions = config.spark.shuffle_partitions if config is not None else 8
         user_conf = dict(config.spark.conf) if config is not None else {}
         conf = local_conf(partitions, {**user_conf, **(extra_conf or {})}, verbose=verbose)
-        for key, value in conf.items():
+        archive = class_archive.plan(config.spark.class_archive if config is not None else "auto")
+        for key, value in with_java_options(conf, archive).items():
             builder = builder.config(key, value)
     if config is not None:
         builder = builder.appName(config.spark.app_name)
@@ -209,6 +221,8 @@ def connect_session(
             "ignore", message=r"(Failed to set|The SQL config)", category=UserWarning
         )
         session: SparkSession = builder.getOrCreate()
+    if remote.startswith("local"):
+        class_archive.started(session, archive)
     return session
 
 

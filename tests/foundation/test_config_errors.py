@@ -28,7 +28,7 @@ def test_wrong_literal_names_path_value_and_allowed(tmp_path: Path) -> None:
 def test_typo_is_an_error_listing_allowed_keys(tmp_path: Path) -> None:
     msg = _error(tmp_path, {"spark": {"shufle_partitions": 4}})
     assert (
-        "spark.shufle_partitions: unknown key; allowed keys: app_name, conf, master, remote, shuffle_partitions"
+        "spark.shufle_partitions: unknown key; allowed keys: app_name, class_archive, conf, master, remote, shuffle_partitions"
         in msg
     )
 

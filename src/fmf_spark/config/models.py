@@ -35,6 +35,22 @@ class SparkConfig(StrictModel):
     app_name: str = "fmf_spark"
     shuffle_partitions: int = Field(default=8, gt=0)
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf (no secrets).")
+    class_archive: str = Field(
+        default="auto",
+        description=(
+            "JVM class-data sharing for a driver started here: 'auto' keeps the archive "
+            "under the temp dir, 'off' disables it, any other value is the folder to keep "
+            "it in (an image can bake one there). See fmf_spark.class_archive."
+        ),
+    )
+
+    @field_validator("class_archive", mode="before")
+    @classmethod
+    def _archive_switch(cls, value: Any) -> Any:
+        """YAML reads ``off``/``on`` (and ``--set ...=off``) as booleans."""
+        if isinstance(value, bool):
+            return "auto" if value else "off"
+        return value
 
     @field_validator("conf", mode="before")
     @classmethod

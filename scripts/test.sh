@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README and of CI (`make test`; .ci/run runs exactly that):
 #   1. set up .venv from the test lock;
-#   2. lint: ruff, format, mypy, deptry + the extras check, the secret scan;
+#   2. lint: ruff, format, mypy, deptry + the extras check, the secret scan (meanwhile
+#      one run of the sample chain writes the JVM class archive the suite's drivers map);
 #   3. the whole pytest suite, with coverage; the floors of the critical packages;
 #   4. build the wheel and sdist, `twine check` them;
 #   5. the README's main command in a fresh venv with only the local lock (no test tools);
@@ -31,7 +32,18 @@ if [ "$#" -eq 0 ] && [ "${FMF_SPARK35:-}" != "never" ]; then
   spark35_setup=$!
 fi
 
+# the driver's class archive of .venv (scripts/warm_class_archive.sh: one run of the
+# sample chain), written while lint runs: every driver the suite starts then maps it
+scripts/warm_class_archive.sh >.class_archive.log 2>&1 &
+warm=$!
+
 scripts/lint.sh
+
+if ! wait "$warm"; then
+  cat .class_archive.log >&2
+  exit 1
+fi
+tail -n 1 .class_archive.log
 
 echo "== pytest (with coverage of the driver-side code)"
 rm -f .coverage coverage.json

@@ -27,6 +27,8 @@ source .venv-spark35/bin/activate
 export PYSPARK_PYTHON="$PWD/.venv-spark35/bin/python"
 unset PYSPARK_DRIVER_PYTHON
 python -c 'import pyspark, delta; print(f"== pytest on Spark {pyspark.__version__}, delta-spark", __import__("importlib.metadata").metadata.version("delta-spark"))'
+# this venv's own class archive (another pyspark: another archive), as in scripts/test.sh
+scripts/warm_class_archive.sh
 
 if [ "$#" -eq 0 ] && [ "${FMF_SPARK35_SCOPE:-full}" = "core" ]; then
   # the core files (what `make test` runs when the full pass does not fit its budget):

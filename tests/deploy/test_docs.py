@@ -68,7 +68,8 @@ def test_fabric_profile_validates_with_onelake_paths(tmp_path: Path) -> None:
     assert sink.type == "fabric"
     assert re.fullmatch(rf"{ONELAKE}/Tables/fmf_outputs", sink.path or "")  # type: ignore[union-attr]
     assert sink.key_fields == ["request_id"] and sink.mode == "merge"  # type: ignore[union-attr]
-    assert cfg.secrets.providers["kv"].type == "azure_key_vault"
+    assert cfg.secrets.providers["kv"].type == "fabric_key_vault"
+    assert cfg.connectors["samples"].root == "/lakehouse/default/Files/fmf/input"  # type: ignore[union-attr]
     assert cfg.inference.providers["azure"].api_key.secret == "azure_openai_key"  # type: ignore[union-attr]
 
     # the Spark job definition's command line arguments parse with the real CLI

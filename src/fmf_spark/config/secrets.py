@@ -9,7 +9,9 @@ The config refers to secrets by logical name (``{secret: azure_openai_key}``);
 - ``aws_ssm``: Parameter Store, SecureString decrypted;
 - ``azure_key_vault``: azure-keyvault-secrets with ``DefaultAzureCredential``;
 - ``databricks_secrets``: a Databricks secret scope through ``dbutils.secrets`` (the
-  runtime's on Databricks, the workspace REST API through databricks-sdk elsewhere).
+  runtime's on Databricks, the workspace REST API through databricks-sdk elsewhere);
+- ``fabric_key_vault``: Azure Key Vault through Fabric's
+  ``notebookutils.credentials.getSecret`` (the job's or notebook's identity).
 
 Every resolved value is a :class:`pydantic.SecretStr` and is registered with
 :mod:`fmf_spark.observability.redaction` before anyone can log it. Errors name the
@@ -42,6 +44,7 @@ from fmf_spark.config.secrets_models import (
     AzureKeyVaultProviderConfig,
     DatabricksSecretsProviderConfig,
     EnvProviderConfig,
+    FabricKeyVaultProviderConfig,
     SecretProviderConfig,
     SecretsConfig,
 )
@@ -179,6 +182,34 @@ class DatabricksSecretsProvider:
         return str(value)
 
 
+class FabricKeyVaultProvider:
+    """One Key Vault read through Fabric's runtime: ``get(key)`` is
+    ``notebookutils.credentials.getSecret(vault_url, key)``."""
+
+    def __init__(self, cfg: FabricKeyVaultProviderConfig) -> None:
+        self._vault_url = cfg.vault_url
+        try:
+            import notebookutils  # type: ignore[import-not-found]  # Fabric's runtime only
+        except ImportError:
+            raise SecretError(
+                "Fabric Key Vault: notebookutils is not importable (not a Fabric runtime)",
+                hint="use this provider in a Fabric Spark job definition or notebook; "
+                "elsewhere use type: azure_key_vault",
+            ) from None
+        self._credentials = notebookutils.credentials
+
+    def get(self, key: str) -> str:
+        try:
+            value = self._credentials.getSecret(self._vault_url, key)
+        except Exception as exc:
+            raise SecretError(
+                f"Fabric Key Vault {self._vault_url}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        if value is None:
+            raise SecretError(f"Fabric Key Vault secret {key} has no value")
+        return str(value)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
@@ -197,6 +228,8 @@ def make_provider(
         return AzureKeyVaultProvider(cfg)
     if isinstance(cfg, DatabricksSecretsProviderConfig):
         return DatabricksSecretsProvider(cfg)
+    if isinstance(cfg, FabricKeyVaultProviderConfig):
+        return FabricKeyVaultProvider(cfg)
     raise SecretError(f"unknown secret provider type {type(cfg).__name__}")
 
 

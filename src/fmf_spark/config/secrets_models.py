@@ -71,12 +71,26 @@ class DatabricksSecretsProviderConfig(StrictModel):
     )
 
 
+class FabricKeyVaultProviderConfig(StrictModel):
+    """Azure Key Vault read through Fabric's ``notebookutils.credentials.getSecret``.
+
+    In a Fabric Spark job definition or notebook, code has no identity that
+    ``DefaultAzureCredential`` finds; ``notebookutils`` reads the vault as the identity
+    the job or notebook runs as (that identity needs *get* on the vault's secrets).
+    Only inside Fabric: elsewhere use ``azure_key_vault``.
+    """
+
+    type: Literal["fabric_key_vault"] = "fabric_key_vault"
+    vault_url: str = Field(description="https://<vault>.vault.azure.net")
+
+
 SecretProviderConfig = Annotated[
     EnvProviderConfig
     | AwsSecretsManagerProviderConfig
     | AwsSsmProviderConfig
     | AzureKeyVaultProviderConfig
-    | DatabricksSecretsProviderConfig,
+    | DatabricksSecretsProviderConfig
+    | FabricKeyVaultProviderConfig,
     Field(discriminator="type"),
 ]
 

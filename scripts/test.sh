@@ -54,9 +54,11 @@ pytest_started=$SECONDS
 # run`, the Connect server; spark-submit starts them all and reads SPARK_SUBMIT_OPTS)
 # live seconds to minutes on tiny inputs: C1 alone compiles enough for them, and C2's
 # compiler threads no longer take the 2 cores from the tests (a fifth to a quarter less
-# CPU on test_quiet_start + test_delta). Only here: the main command's check below runs
-# as users run it.
-SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1" \
+# CPU on test_quiet_start + test_delta). C1 alone also shrinks the JIT's code cache from
+# 240 MB to 48 MB, which a worker's long-lived session fills ("Out of space in CodeCache
+# for adapters" failed the notebooks' fold in CI): the size is set back. Only here: the
+# main command's check below runs as users run it.
+SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m" \
   python -m pytest -n 2 --dist loadfile --cov=fmf_spark --cov-report=json:coverage.json "$@"
 pytest_s=$((SECONDS - pytest_started))
 if [ "$#" -eq 0 ]; then

@@ -48,6 +48,7 @@ elif [ "$#" -eq 0 ]; then
     --ignore tests/deploy/test_aws_batch.py --ignore tests/deploy/test_lambda.py \
     --ignore tests/foundation/test_wheel.py
 fi
-# C1 alone for the tests' short-lived JVMs, as in the main pass (see scripts/test.sh)
-SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1" \
+# C1 alone for the tests' short-lived JVMs, with the tiered code cache size, as in the
+# main pass (see scripts/test.sh)
+SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m" \
   python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"

@@ -43,12 +43,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fmf_spark.observability.logging import get_logger
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 log = get_logger(__name__)
 
@@ -139,10 +135,11 @@ def installation_key(home: Path, environ: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def started(session: SparkSession, chosen: Plan | None) -> None:
+def started(chosen: Plan | None) -> None:
     """After the session started: when its driver writes the archive, finish the write
     when this process exits."""
-    if chosen is None or chosen.part is None:
+    # one JVM per process: a second session is the same driver, already registered
+    if chosen is None or chosen.part is None or chosen.part in _writing:
         return
     from pyspark import SparkContext
 
@@ -161,8 +158,6 @@ def started(session: SparkSession, chosen: Plan | None) -> None:
         str(jvm.System.getProperty("java.class.path")),
         "-version",
     ]
-    if chosen.part in _writing:  # one JVM per process: a second session is the same driver
-        return
     _writing.add(chosen.part)
     atexit.register(_finish, proc, chosen, check)
     log.debug("this driver writes the class archive %s when it exits", chosen.final)

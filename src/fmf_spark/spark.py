@@ -149,16 +149,19 @@ def get_spark(
     for key, value in with_java_options(conf, archive).items():
         builder = builder.config(key, value)
     session: SparkSession = builder.getOrCreate()
-    class_archive.started(session, archive)
+    class_archive.started(archive)
     return session
 
 
 def with_java_options(conf: dict[str, str], archive: class_archive.Plan | None) -> dict[str, str]:
     """``conf`` with the class archive's options added to the driver's Java options."""
-    if archive is None:
-        return conf
-    options = f"{conf.get('spark.driver.extraJavaOptions', '')} {archive.java_options}"
-    return {**conf, "spark.driver.extraJavaOptions": options.strip()}
+    return conf if archive is None else _add_java_options(conf, archive.java_options)
+
+
+def _add_java_options(conf: dict[str, str], options: str) -> dict[str, str]:
+    """``conf`` with ``options`` appended to ``spark.driver.extraJavaOptions``."""
+    own = conf.get("spark.driver.extraJavaOptions", "")
+    return {**conf, "spark.driver.extraJavaOptions": f"{own} {options}".strip()}
 
 
 def local_conf(partitions: int, user_conf: Mapping[str, str], *, verbose: bool) -> dict[str, str]:
@@ -222,7 +225,7 @@ def connect_session(
         )
         session: SparkSession = builder.getOrCreate()
     if remote.startswith("local"):
-        class_archive.started(session, archive)
+        class_archive.started(archive)
     return session
 
 
@@ -264,13 +267,14 @@ def session_conf(conf: dict[str, str], jars: list[str] | None, *, verbose: bool)
         conf["spark.jars.packages"] = ",".join([*delta_packages(), *packages])
     elif jars:
         conf["spark.jars"] = ",".join([*filter(None, [conf.get("spark.jars")]), *jars])
-    java_options = conf.get("spark.driver.extraJavaOptions", "")
-    if not verbose and "log4j2.configurationFile" not in java_options:
+    if not verbose and "log4j2.configurationFile" not in conf.get(
+        "spark.driver.extraJavaOptions", ""
+    ):
         log_file = Path(tempfile.gettempdir()) / "fmf_spark" / f"spark-{os.getpid()}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log.debug("Spark's own log: %s", log_file)
         quiet = f"-Dlog4j2.configurationFile={_quote(QUIET_LOG4J.as_uri())} -Dfmf.spark.log={_quote(str(log_file))}"
-        conf["spark.driver.extraJavaOptions"] = f"{java_options} {quiet}".strip()
+        conf = _add_java_options(conf, quiet)
     return conf
 
 

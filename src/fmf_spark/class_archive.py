@@ -32,6 +32,7 @@ not fit (another heap size, say) is silently not used.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -52,6 +53,11 @@ log = get_logger(__name__)
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 #: a part file older than this belongs to a run that did not finish its write
 STALE_S = 3600.0
+#: archives kept in a folder: the most recently used ones (a driver that maps one marks
+#: it used); the others, and any unused for a week, go when a new one is written (each
+#: reinstall of pyspark or the JDK makes a new one of 150-210 MB)
+KEEP = 4
+UNUSED_S = 7 * 86400.0
 #: the longest an exiting driver is waited for while it writes the archive
 WRITE_TIMEOUT_S = 300.0
 MIN_JAVA = 17
@@ -89,6 +95,7 @@ def plan(setting: str, environ: Mapping[str, str] | None = None) -> Plan | None:
     folder = default_folder() if setting.strip().lower() == "auto" else Path(setting)
     final = folder / f"spark-{installation_key(home, env)}.jsa"
     if final.is_file():
+        _mark_used(final)
         return Plan(f"-XX:SharedArchiveFile={final} {QUIET}", final)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -196,7 +203,7 @@ def promote(pid: int, part: Path, final: Path, check: list[str]) -> bool:
     it (``check``: ``java -Xshare:on`` on the driver's class path); else delete it."""
     try:
         deadline = time.monotonic() + WRITE_TIMEOUT_S
-        while _alive(pid):
+        while alive(pid):
             if time.monotonic() > deadline:
                 return False  # left as a stale part file
             time.sleep(0.2)
@@ -205,6 +212,7 @@ def promote(pid: int, part: Path, final: Path, check: list[str]) -> bool:
         )
         if part.is_file() and run.returncode == 0:
             os.replace(part, final)
+            remove_unused(final.parent, keep=final)
             return True
     except (OSError, subprocess.SubprocessError):
         pass
@@ -212,7 +220,7 @@ def promote(pid: int, part: Path, final: Path, check: list[str]) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie waiting for its parent counts as ended)."""
     try:
         os.kill(pid, 0)
@@ -225,6 +233,36 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): the signal said it exists
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _mark_used(archive: Path) -> None:
+    """Set the archive's mtime to now: mapping a file does not (``remove_unused``)."""
+    with contextlib.suppress(OSError):  # a read-only image folder: never swept either
+        os.utime(archive)
+
+
+def remove_unused(folder: Path, keep: Path) -> list[Path]:
+    """Delete the archives of ``folder`` beyond the :data:`KEEP` most recently used, and
+    those unused for :data:`UNUSED_S`; never ``keep``. A driver that maps one of them
+    keeps its mapping (the file goes when it exits). Returns the deleted paths."""
+    now = time.time()
+    dated = []
+    for archive in folder.glob("spark-*.jsa"):
+        try:
+            dated.append((archive.stat().st_mtime, archive))
+        except OSError:
+            continue
+    dated.sort(reverse=True)
+    removed = []
+    for rank, (mtime, archive) in enumerate(dated):
+        if archive == keep or (rank < KEEP and now - mtime <= UNUSED_S):
+            continue
+        try:
+            archive.unlink()
+            removed.append(archive)
+        except OSError:
+            pass
+    return removed
 
 
 def _remove_stale(folder: Path) -> None:

@@ -29,6 +29,7 @@ is shown in the Spark UI and in event logs.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import re
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
@@ -170,19 +172,103 @@ def local_conf(partitions: int, user_conf: Mapping[str, str], *, verbose: bool) 
     ``spark.sql.warehouse.dir`` goes to a folder under the temp dir, never the current
     directory: resolving ``delta.`path``` in SQL creates the session catalog's default
     database there (a stray ``spark-warehouse/`` where the user ran ``fmf``).
+    ``spark.local.dir`` (shuffle files, the parse's disk-persisted rows, the executors'
+    copies of ``spark.jars``) goes to a folder of this process beside it, so what a
+    killed run leaves there can be told apart and is removed (:func:`sweep_scratch`).
     """
-    warehouse = Path(tempfile.gettempdir()) / "fmf_spark" / f"warehouse-{os.getpid()}"
+    scratch = scratch_dir()
+    sweep_scratch(scratch)
     conf = {
         **LOCAL_DEFAULTS,
         "spark.sql.shuffle.partitions": str(partitions),
-        "spark.sql.warehouse.dir": warehouse.as_uri(),
+        "spark.sql.warehouse.dir": hold(scratch / f"warehouse-{os.getpid()}").as_uri(),
     }
+    if "spark.local.dir" not in user_conf and not os.environ.get("SPARK_LOCAL_DIRS"):
+        conf["spark.local.dir"] = str(hold(scratch / f"local-{os.getpid()}"))
     conf.update(user_conf)
     if conf.get("spark.jars"):
         conf["spark.jars"] = expand_jars(conf["spark.jars"])
     # jars named by the config (an image's baked jars) must hold Delta: add none of ours
     jars = [] if brings_own_jars(conf) else delta_jars(conf, verbose=verbose)
     return session_conf(conf, jars, verbose=verbose)
+
+
+#: Spark's own log of a process that ended is kept this long (the CLI names the file)
+LOG_KEEP_S = 7 * 86400.0
+_SCRATCH = re.compile(r"^(warehouse|local)-(\d+)$|^spark-(\d+)\.log$")
+#: the scratch folders of this process, each held by an exclusive lock while it lives
+_held: dict[Path, int] = {}
+
+
+def scratch_dir() -> Path:
+    """``<temp dir>/fmf_spark``: the warehouse, local dir and log of each session we build."""
+    return Path(tempfile.gettempdir()) / "fmf_spark"
+
+
+def hold(folder: Path) -> Path:
+    """Make ``folder`` and hold an exclusive ``flock`` on it for the life of this process:
+    :func:`sweep_scratch` never removes a folder whose lock is held, even when its PID
+    looks gone (another PID namespace sharing the temp dir)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder not in _held:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return folder
+        _held[folder] = fd
+    return folder
+
+
+def _unused(folder: Path) -> bool:
+    """Whether no process holds ``folder``'s lock (taken and released at once)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def sweep_scratch(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove what sessions of ended processes left in ``folder``: their warehouse and
+    local dir (Spark deletes its temp files at a clean exit only: a killed run leaves its
+    shuffle files and a copy of the jars, 86 MB with Delta and S3A, which fills a small
+    ``/tmp`` such as Lambda's after a few), and their Spark log once it is a week old.
+    A folder goes when its process has ended and nobody holds its lock (:func:`hold`).
+    Returns the removed paths."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SCRATCH.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(2) or match.group(3))
+        if pid == os.getpid() or class_archive.alive(pid):
+            continue
+        try:
+            if match.group(1):
+                if not _unused(entry):
+                    continue
+                shutil.rmtree(entry)
+            elif now - entry.stat().st_mtime > LOG_KEEP_S:
+                entry.unlink()
+            else:
+                continue
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
 
 
 def connect_session(
@@ -270,7 +356,7 @@ def session_conf(conf: dict[str, str], jars: list[str] | None, *, verbose: bool)
     if not verbose and "log4j2.configurationFile" not in conf.get(
         "spark.driver.extraJavaOptions", ""
     ):
-        log_file = Path(tempfile.gettempdir()) / "fmf_spark" / f"spark-{os.getpid()}.log"
+        log_file = scratch_dir() / f"spark-{os.getpid()}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log.debug("Spark's own log: %s", log_file)
         quiet = f"-Dlog4j2.configurationFile={_quote(QUIET_LOG4J.as_uri())} -Dfmf.spark.log={_quote(str(log_file))}"

@@ -74,6 +74,33 @@ def test_part_files_of_killed_runs_are_removed_later(tmp_path: Path) -> None:
     assert not old.exists() and recent.exists()
 
 
+def test_a_mapped_archive_is_marked_used_and_old_or_surplus_ones_go(tmp_path: Path) -> None:
+    env = _jdk(tmp_path, "17.0.15")
+    folder = tmp_path / "cds"
+    chosen = plan(str(folder), env)
+    assert chosen is not None
+    chosen.final.write_bytes(b"archive")
+    os.utime(chosen.final, (time.time() - 3 * 86400,) * 2)
+    assert plan(str(folder), env) is not None  # a driver maps it: used now
+    assert time.time() - chosen.final.stat().st_mtime < 60
+
+    # other installations' archives: five of the last days, one unused for over a week
+    others = []
+    for days in (1, 2, 3, 4, 5, 8):
+        archive = folder / f"spark-other{days}.jsa"
+        archive.write_bytes(b"archive")
+        os.utime(archive, (time.time() - days * 86400,) * 2)
+        others.append(archive)
+    new = folder / "spark-new.jsa"
+    new.write_bytes(b"just written")
+    removed = class_archive.remove_unused(folder, keep=new)
+    # kept: the new one and the KEEP - 1 most recently used; the week-old one went too
+    assert sorted(p.name for p in folder.glob("*.jsa")) == sorted(
+        [new.name, chosen.final.name, "spark-other1.jsa", "spark-other2.jsa"]
+    )
+    assert sorted(removed) == sorted(others[2:])
+
+
 def test_an_archive_no_jvm_maps_is_never_given_its_name(tmp_path: Path) -> None:
     java = java_home(os.environ)
     if java is None:

@@ -75,3 +75,13 @@ def test_a_session_we_build_keeps_its_warehouse_out_of_the_working_directory(spa
     warehouse = Path(urlparse(spark.conf.get("spark.sql.warehouse.dir")).path)
     assert warehouse.is_relative_to(tempfile.gettempdir())
     assert not warehouse.is_relative_to(Path.cwd())
+
+
+def test_a_session_we_build_keeps_its_local_dir_in_a_folder_of_its_process(spark) -> None:
+    from fmf_spark.spark import scratch_dir, sweep_scratch
+
+    local = Path(spark.conf.get("spark.local.dir"))
+    assert local == scratch_dir() / f"local-{os.getpid()}"
+    # Spark's temp folders (shuffle files, the jars' copies) are made inside it
+    assert [p for p in local.iterdir() if p.name.startswith(("spark-", "blockmgr-"))]
+    assert local not in sweep_scratch(scratch_dir())

@@ -29,7 +29,6 @@ is shown in the Spark UI and in event logs.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import re
@@ -211,29 +210,30 @@ def hold(folder: Path) -> Path:
     looks gone (another PID namespace sharing the temp dir)."""
     folder.mkdir(parents=True, exist_ok=True)
     if folder not in _held:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return folder
-        _held[folder] = fd
+        fd = _try_lock(folder)
+        if fd is not None:
+            _held[folder] = fd
     return folder
 
 
-def _unused(folder: Path) -> bool:
-    """Whether no process holds ``folder``'s lock (taken and released at once)."""
+def _try_lock(folder: Path) -> int | None:
+    """An open descriptor of ``folder`` with its exclusive lock taken, or ``None`` when
+    another process holds it, the folder cannot be opened, or there is no ``flock``
+    (Windows: nothing is held, and :func:`sweep_scratch` removes nothing)."""
+    if os.name != "posix":
+        return None
+    import fcntl
+
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
     except OSError:
-        return False
-    finally:
         os.close(fd)
+        return None
+    return fd
 
 
 def sweep_scratch(folder: Path, now: float | None = None) -> list[Path]:
@@ -245,6 +245,8 @@ def sweep_scratch(folder: Path, now: float | None = None) -> list[Path]:
     Returns the removed paths."""
     now = time.time() if now is None else now
     removed: list[Path] = []
+    if os.name != "posix":
+        return removed
     try:
         entries = list(folder.iterdir())
     except OSError:
@@ -253,13 +255,14 @@ def sweep_scratch(folder: Path, now: float | None = None) -> list[Path]:
         match = _SCRATCH.match(entry.name)
         if match is None:
             continue
-        pid = int(match.group(2) or match.group(3))
-        if pid == os.getpid() or class_archive.alive(pid):
-            continue
+        if class_archive.alive(int(match.group(2) or match.group(3))):
+            continue  # this process too
         try:
             if match.group(1):
-                if not _unused(entry):
+                fd = _try_lock(entry)
+                if fd is None:
                     continue
+                os.close(fd)
                 shutil.rmtree(entry)
             elif now - entry.stat().st_mtime > LOG_KEEP_S:
                 entry.unlink()

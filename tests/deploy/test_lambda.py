@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -111,6 +112,17 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
     )
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    # what an invocation killed at its timeout leaves in the /tmp Lambda keeps: its
+    # runtime process's Spark local dir, with the executor's copies of the jars
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    left = scratch / "fmf_spark" / f"local-{ended}" / "spark-0" / "userFiles-0"
+    left.mkdir(parents=True)
+    (left / "delta-spark.jar").write_bytes(b"0" * 1024)
     readonly_home = tmp_path / "home"
     readonly_home.mkdir(mode=0o555)
 
@@ -174,6 +186,8 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
     ]
     assert sorted(r["request_id"] for r in s3_rows) == sorted(i["request_id"]["S"] for i in items)
 
-    # the writes went to /tmp: Spark's local dirs and the moved HOME's files are there
-    assert (scratch / "spark-local").is_dir()
+    # the writes went to /tmp: Spark's local dir (this process's: the cold start removed
+    # the ended one's) and the moved HOME's files are there
+    assert not left.parents[1].exists()
+    assert len(list((scratch / "fmf_spark").glob("local-*"))) == 1
     assert os.listdir(readonly_home) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,37 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-first",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="run the tests under PATH (a file or folder) before the others, in the order "
+        "given (a path inside a folder given as an argument is otherwise collected in "
+        "the folder's order); scripts/test35.sh uses it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses the ``spark`` fixture (directly or through another
-    fixture) with ``spark``, so ``make check`` can leave them out: ``-m "not spark"``."""
+    fixture) with ``spark``, so ``make check`` can leave them out: ``-m "not spark"``.
+    Then put the tests under ``--run-first`` paths first (a stable sort: every xdist
+    worker collects the same order)."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+    first = [p.rstrip("/") for p in config.getoption("run_first")]
+    if first:
+
+        def rank(item: pytest.Item) -> int:
+            path = item.nodeid.split("::", 1)[0]
+            return next(
+                (i for i, p in enumerate(first) if path == p or path.startswith(p + "/")),
+                len(first),
+            )
+
+        items.sort(key=rank)
 
 
 # `pytest -n 2 --dist loadfile` (make test): a test file goes to one worker as a whole (a
@@ -58,6 +84,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return GroupedFiles(config, log)
 
 
+#: the reason of a test skipped at ``FMF_TEST_DEADLINE`` (also how the summary counts them)
+BUDGET_SKIP = "not started: the run's time budget was used up (FMF_TEST_DEADLINE)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``FMF_TEST_DEADLINE``, a Unix time (scripts/test.sh sets it for the Spark 3.5 pass,
+    which runs its files most important first): a test not started by then is skipped
+    before its fixtures start anything; a test already running is never cut short."""
+    deadline = os.environ.get("FMF_TEST_DEADLINE")
+    if deadline and time.time() >= float(deadline):
+        pytest.skip(BUDGET_SKIP)
+
+
 #: a JVM exception's cause in a Py4J error ("Caused by: ...") or its first line
 _JAVA_CAUSE = re.compile(r"^(?:E\s+)?(?:Caused by: |: )(\S+(?:Exception|Error)\b.*)$")
 
@@ -85,6 +125,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("=", "Java causes of the failures above")
         for line in lines:
             terminalreporter.write_line(line)
+    late = [
+        r.nodeid
+        for r in terminalreporter.stats.get("skipped", [])
+        if isinstance(r.longrepr, tuple) and r.longrepr[2].endswith(BUDGET_SKIP)
+    ]
+    if late:
+        files = sorted({nodeid.split("::", 1)[0] for nodeid in late})
+        terminalreporter.write_sep("=", f"{len(late)} tests not started at the time budget")
+        terminalreporter.write_line("in " + ", ".join(files))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ Databricks), else ``MLFLOW_TRACKING_URI``, else a SQLite store in the config's
 ``base_dir`` (the repository root for ``conf/fmf.yaml``; the working folder without a
 config file or when ``base_dir`` is remote), ``sqlite:///<base>/mlflow.db`` with
 artefacts in ``<base>/mlruns/<experiment>``: no server, and
-``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs. (MLflow 3 keeps its
+``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs (the full ``mlflow``
+package: the extra installs ``mlflow-skinny``, the client, with SQLAlchemy and Alembic). (MLflow 3 keeps its
 ``./mlruns`` file store in maintenance mode and refuses it by default, hence SQLite.)
 
 MLflow is lineage, not a dependency of the work: when it is missing or its store
@@ -30,6 +31,10 @@ log = get_logger(__name__)
 
 #: MLflow's limit on a param value
 MAX_PARAM_CHARS = 6000
+
+
+#: tracking URI schemes of MLflow's SQLAlchemy store (``postgresql+psycopg://`` too)
+_SQL_STORES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 
 
 def tracking_uri(config: FmfConfig) -> str:
@@ -106,6 +111,11 @@ class MlflowRunSession:
             from fmf_spark._deps import require
 
             mlflow = require("mlflow")
+            if uri.split(":", 1)[0].split("+", 1)[0] in _SQL_STORES:
+                # MLflow's SQL store (the default sqlite:///.../mlflow.db): what the mlflow
+                # extra adds to mlflow-skinny for it, named here rather than deep in MLflow
+                require("sqlalchemy", extra="mlflow")
+                require("alembic", extra="mlflow")
             client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             exp_id = experiment_id(client, cfg.experiment, uri)
             run = client.create_run(

@@ -48,6 +48,13 @@ def delta_package() -> str:
 LOCK_SET = "spark35" if pyspark.__version__.startswith("3.") else "spark4"
 
 
+def ended_pid() -> int:
+    """The PID of a process that has ended (a killed run's, for what it left behind)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment without anything that marks a launched Spark
     (``SPARK_SUBMIT_OPTS`` stays: the JVM options `make test` gives every test JVM)."""

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from tests.deploy.conftest import (
     make_bucket,
     s3a_env,
 )
-from tests.deploy.helpers import ROOT, clean_env
+from tests.deploy.helpers import ROOT, clean_env, ended_pid
 
 pytestmark = pytest.mark.slow
 
@@ -114,13 +113,7 @@ def test_s3_events_run_the_chain_in_a_read_only_lambda(
     scratch.mkdir()
     # what an invocation killed at its timeout leaves in the /tmp Lambda keeps: its
     # runtime process's Spark local dir, with the executor's copies of the jars
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    left = scratch / "fmf_spark" / f"local-{ended}" / "spark-0" / "userFiles-0"
+    left = scratch / "fmf_spark" / f"local-{ended_pid()}" / "spark-0" / "userFiles-0"
     left.mkdir(parents=True)
     (left / "delta-spark.jar").write_bytes(b"0" * 1024)
     readonly_home = tmp_path / "home"

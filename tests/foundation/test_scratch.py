@@ -11,12 +11,7 @@ import time
 from pathlib import Path
 
 from fmf_spark.spark import LOG_KEEP_S, hold, sweep_scratch
-
-
-def _ended_pid() -> int:
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    return gone.pid
+from tests.deploy.helpers import ended_pid
 
 
 def _aged(path: Path, seconds: float) -> Path:
@@ -26,7 +21,7 @@ def _aged(path: Path, seconds: float) -> Path:
 
 
 def test_an_ended_process_leaves_nothing_but_its_recent_log(tmp_path: Path) -> None:
-    pid = _ended_pid()
+    pid = ended_pid()
     local = tmp_path / f"local-{pid}"
     (local / "spark-1234" / "userFiles-5678").mkdir(parents=True)
     (local / "spark-1234" / "userFiles-5678" / "delta-spark.jar").write_bytes(b"jar")
@@ -34,7 +29,7 @@ def test_an_ended_process_leaves_nothing_but_its_recent_log(tmp_path: Path) -> N
     warehouse.mkdir()
     recent_log = tmp_path / f"spark-{pid}.log"
     recent_log.write_text("the run's Spark log")
-    old_pid = _ended_pid()
+    old_pid = ended_pid()
     old_log = tmp_path / f"spark-{old_pid}.log"
     old_log.write_text("a week old")
     _aged(old_log, LOG_KEEP_S + 60)
@@ -58,7 +53,7 @@ def test_a_running_process_keeps_its_folders(tmp_path: Path) -> None:
 def test_a_held_folder_stays_even_when_its_pid_looks_ended(tmp_path: Path) -> None:
     # a process of another PID namespace sharing the temp dir: its PID means nothing here,
     # its lock does
-    folder = tmp_path / f"local-{_ended_pid()}"
+    folder = tmp_path / f"local-{ended_pid()}"
     folder.mkdir()
     holder = subprocess.Popen(
         [

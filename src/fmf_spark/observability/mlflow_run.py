@@ -5,9 +5,10 @@ Databricks), else ``MLFLOW_TRACKING_URI``, else a SQLite store in the config's
 ``base_dir`` (the repository root for ``conf/fmf.yaml``; the working folder without a
 config file or when ``base_dir`` is remote), ``sqlite:///<base>/mlflow.db`` with
 artefacts in ``<base>/mlruns/<experiment>``: no server, and
-``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs (the full ``mlflow``
-package: the extra installs ``mlflow-skinny``, the client, with SQLAlchemy and Alembic). (MLflow 3 keeps its
-``./mlruns`` file store in maintenance mode and refuses it by default, hence SQLite.)
+``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows the runs (that needs the full
+``mlflow`` package; the extra installs ``mlflow-skinny``, the client, with SQLAlchemy and
+Alembic). (MLflow 3 keeps its ``./mlruns`` file store in maintenance mode and refuses it
+by default, hence SQLite.)
 
 MLflow is lineage, not a dependency of the work: when it is missing or its store
 fails, the run logs a warning, notes it in ``run.yaml`` and carries on.

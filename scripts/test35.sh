@@ -17,7 +17,7 @@
 # the packaging files, on one worker).
 # FMF_SPARK35_SCOPE=core runs only the core files (below). FMF_TEST_DEADLINE (a Unix
 # time) skips the tests not started by then (tests/conftest.py), and the full pass runs
-# its files most telling first for that (below).
+# its longest files first for that (below).
 # No coverage here: the main pass measures it. Arguments go to pytest instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,24 +46,12 @@ if [ "$#" -eq 0 ] && [ "${FMF_SPARK35_SCOPE:-full}" = "core" ]; then
     tests/exporters/test_common.py tests/exporters/test_delta.py tests/exporters/test_s3.py \
     tests/observability/test_progress.py
 elif [ "$#" -eq 0 ]; then
-  # every file, the most telling first (--run-first, tests/conftest.py: the two workers
-  # take files in that order), so that under a deadline (FMF_TEST_DEADLINE: make test
-  # sets it when its time budget would not hold the whole pass) the files left out are
-  # the least telling: the Connect chain, then the deployments that run Spark 3.5 (EMR 7,
-  # spark-submit, the notebooks of Databricks 15.4 LTS; one unit: tests/conftest.py),
-  # the rest of the core files longest first, then the other files heaviest first
+  # every file; the two workers take the longest first (tests/conftest.py LONGEST_FIRST:
+  # the Connect chain, the deployments that run Spark 3.5 (EMR 7, spark-submit, the
+  # notebooks of Databricks 15.4 LTS; one unit), the kill and rerun ones...), so that
+  # under a deadline (FMF_TEST_DEADLINE: make test sets it for its time budget) the
+  # files left out are short ones
   set -- -m "spark or slow or cluster" \
-    --run-first tests/chains/test_connect.py --run-first tests/deploy \
-    --run-first tests/chains/test_e2e.py --run-first tests/exporters/test_delta.py \
-    --run-first tests/exporters/test_s3.py --run-first tests/processing/test_spark.py \
-    --run-first tests/inference/test_runner.py --run-first tests/inference/test_progress.py \
-    --run-first tests/inference/test_cluster.py \
-    --run-first tests/processing/test_formats_spark.py --run-first tests/connectors \
-    --run-first tests/chains/test_frames.py --run-first tests/exporters/test_common.py \
-    --run-first tests/observability/test_progress.py --run-first tests/chains/test_cli.py \
-    --run-first tests/foundation/test_spark.py --run-first tests/chains/test_durability.py \
-    --run-first tests/exporters/test_dynamodb.py --run-first tests/chains/test_failed_step.py \
-    --run-first tests/exporters/test_postgres.py --run-first tests/foundation/test_quiet_start.py \
     --ignore tests/deploy/test_aws_batch.py --ignore tests/deploy/test_lambda.py \
     --ignore tests/foundation/test_wheel.py
 fi

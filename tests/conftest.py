@@ -22,34 +22,54 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--run-first",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="run the tests under PATH (a file or folder) before the others, in the order "
-        "given (a path inside a folder given as an argument is otherwise collected in "
-        "the folder's order); scripts/test35.sh uses it",
-    )
+#: The files (or folders) that take longest, longest first: what `make test`'s two
+#: workers take first (--dist loadfile), so that a pass does not end with one worker on a
+#: long file while the other idles, and a pass cut short at its time budget (FMF_TEST_DEADLINE, the Spark 3.5 pass) has run the end-to-end ones. The
+#: other files follow in the usual order (under 20 s each). Ranked by the sum of both
+#: passes' durations (`--durations`, 2 workers, Spark 4.2 + 3.5): tests/deploy with
+#: test_wheel is one unit (:data:`PACKAGING`: 690 + 440 s), then 240 s (the Connect
+#: chain) down to 19 s.
+LONGEST_FIRST = (
+    "tests/deploy",
+    "tests/chains/test_connect.py",
+    "tests/chains/test_durability.py",
+    "tests/exporters/test_delta.py",
+    "tests/exporters/test_s3.py",
+    "tests/chains/test_e2e.py",
+    "tests/processing/test_spark.py",
+    "tests/chains/test_failed_step.py",
+    "tests/inference/test_runner.py",
+    "tests/exporters/test_postgres.py",
+    "tests/foundation/test_quiet_start.py",
+    "tests/exporters/test_dynamodb.py",
+    "tests/foundation/test_class_archive.py",
+    "tests/inference/test_quota_sharing.py",
+    "tests/inference/test_cluster.py",
+    "tests/inference/test_progress.py",
+    "tests/observability/test_progress.py",
+    "tests/processing/test_formats_spark.py",
+    "tests/observability/test_otel.py",
+    "tests/exporters/test_sharepoint_excel.py",
+    "tests/connectors/test_s3.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses the ``spark`` fixture (directly or through another
     fixture) with ``spark``, so ``make check`` can leave them out: ``-m "not spark"``.
-    Then put the tests under ``--run-first`` paths first (a stable sort: every xdist
-    worker collects the same order)."""
+    Then, on an xdist worker, put the tests of :data:`LONGEST_FIRST` first (a stable
+    sort: every worker collects the same order; xdist sets its workers' ``dist`` to
+    ``no``, so ``workerinput`` tells them)."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
-    first = [p.rstrip("/") for p in config.getoption("run_first")]
-    if first:
+    if hasattr(config, "workerinput"):
 
         def rank(item: pytest.Item) -> int:
             path = item.nodeid.split("::", 1)[0]
             return next(
-                (i for i, p in enumerate(first) if path == p or path.startswith(p + "/")),
-                len(first),
+                (i for i, p in enumerate(LONGEST_FIRST) if path == p or path.startswith(p + "/")),
+                len(LONGEST_FIRST),
             )
 
         items.sort(key=rank)
@@ -72,9 +92,15 @@ def worker_group(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadfile`` with the packaging files in one unit (:func:`worker_group`)."""
+    """``--dist loadfile`` with the packaging files in one unit (:func:`worker_group`).
+
+    The workers take the units in the collection's order (:data:`LONGEST_FIRST`
+    first): xdist's default (``--loadscope-reorder``) hands out the
+    units with the most tests first, which put the long one-test files (the Connect
+    chain, the kill and rerun) at the end of a pass."""
     if config.getvalue("dist") != "loadfile":
         return None
+    config.option.loadscopereorder = False
     from xdist.scheduler import LoadFileScheduling
 
     class GroupedFiles(LoadFileScheduling):  # type: ignore[misc]

@@ -134,10 +134,11 @@ def kill_and_rerun(
         concurrency: calls in flight per task (2 tasks).
         latency_ms: the simulator's mean answer latency.
         timeout_s: the longest each run may take.
-        quiet_s: once the answers are there, wait until the simulator has sent no
-            answer for this long before the kill (0: kill at once). With a pause, every
-            answer sent has reached the client before the kill, so the figures count
-            only what durable progress lost, not answers still on the wire.
+        quiet_s: once the answers are there, hold every new call back (the simulator
+            answers 429, which nobody pays for and the run retries) and kill once no
+            answer has been sent for this long (0: kill at once). Every answer sent has
+            then had this long to reach its task, also on a busy machine, so the figures
+            count only what durable progress lost, not answers still on the wire.
     """
     from fmf_spark.simulator import SimulatorServer, SimulatorSettings
 
@@ -158,8 +159,12 @@ def kill_and_rerun(
                 first.kill()
                 raise RuntimeError(f"no {target} answers in {timeout_s:.0f} s; see {log}")
             time.sleep(0.02)
-        while quiet_s > 0 and time.time() - (sim.stats()["last_ts"] or 0.0) < quiet_s:
-            time.sleep(0.01)
+        if quiet_s > 0:
+            # a pause in the answers that the quota's pace does not give on its own: a
+            # storm until the kill, which the calls in flight outlive (they are answered)
+            sim.storm(timeout_s)
+            while time.time() - (sim.stats()["last_ts"] or 0.0) < quiet_s:
+                time.sleep(0.01)
         # the simulator's threads report the connections the kill resets: not news here
         with contextlib.redirect_stderr(io.StringIO()):
             os.killpg(first.pid, signal.SIGKILL)
@@ -167,6 +172,7 @@ def kill_and_rerun(
             first.wait()
             time.sleep(max(1.0, 3 * latency_ms / 1000))  # calls in flight end at the simulator
             before = sim.stats()
+            sim.storm(0)  # the rerun is answered
         if before["ok"] >= documents:
             raise RuntimeError("the killed run had answered everything: kill earlier")
 

@@ -9,10 +9,10 @@
 #   6. the Spark 3.5 pass (scripts/test35.sh): every test that runs this venv's Spark,
 #      again in .venv-spark35 from requirements/spark35/test.lock (set up, with its class
 #      archive, in the background while steps 2-3 run; step 5 runs beside it). Its files
-#      run longest first (as in step 3), and a test not started 3 min before the run's time budget
-#      (42 min: CI is to stay under 45; FMF_TEST_BUDGET_MIN changes it) is skipped: the
-#      end of its output counts and names them. FMF_SPARK35=always runs it all without a
-#      deadline, core only its core files, never leaves it out.
+#      run longest first (as in step 3), and a test not started 3 min before the run's
+#      time budget (42 min: CI is to stay under 45; FMF_TEST_BUDGET_MIN changes it) is
+#      skipped: the end of its output counts and names them. FMF_SPARK35=always runs it
+#      all without a deadline, core only its core files, never leaves it out.
 # Arguments go to pytest (a subset of the suite skips the coverage floors and the 3.5 pass).
 # Exits non-zero when anything fails.
 set -euo pipefail

@@ -24,11 +24,11 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 #: The files (or folders) that take longest, longest first: what `make test`'s two
 #: workers take first (--dist loadfile), so that a pass does not end with one worker on a
-#: long file while the other idles, and a pass cut short at its time budget (FMF_TEST_DEADLINE, the Spark 3.5 pass) has run the end-to-end ones. The
-#: other files follow in the usual order (under 20 s each). Ranked by the sum of both
-#: passes' durations (`--durations`, 2 workers, Spark 4.2 + 3.5): tests/deploy with
-#: test_wheel is one unit (:data:`PACKAGING`: 690 + 440 s), then 240 s (the Connect
-#: chain) down to 19 s.
+#: long file while the other idles, and a pass cut short at its time budget
+#: (FMF_TEST_DEADLINE, the Spark 3.5 pass) has run the end-to-end ones. The other files
+#: follow in the usual order (under 20 s each). Ranked by the sum of both passes'
+#: durations (`--durations`, 2 workers, Spark 4.2 + 3.5): tests/deploy with test_wheel is
+#: one unit (:data:`PACKAGING`: 690 + 440 s), then 240 s (the Connect chain) down to 19 s.
 LONGEST_FIRST = (
     "tests/deploy",
     "tests/chains/test_connect.py",
@@ -95,9 +95,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile`` with the packaging files in one unit (:func:`worker_group`).
 
     The workers take the units in the collection's order (:data:`LONGEST_FIRST`
-    first): xdist's default (``--loadscope-reorder``) hands out the
-    units with the most tests first, which put the long one-test files (the Connect
-    chain, the kill and rerun) at the end of a pass."""
+    first): xdist's default (``--loadscope-reorder``) hands out the units with the most
+    tests first, which put the long one-test files (the Connect chain, the kill and
+    rerun) at the end of a pass."""
     if config.getvalue("dist") != "loadfile":
         return None
     config.option.loadscopereorder = False
